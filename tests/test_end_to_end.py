@@ -1,0 +1,39 @@
+"""End-to-end runs of the console scripts on the real SmolLM2, as a user runs them (the lessons test the parts).
+
+The README's first command runs `lrnb_compress` with its defaults (64 x 512 calibration tokens); here the same
+path runs with few windows so that CI stays quick.
+"""
+import json, subprocess, sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def run(cmd, *args):
+    r = subprocess.run([str(BIN / cmd), *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_compress_then_eval_real_smollm2(tmp_path):
+    out = tmp_path / "smollm2-whitened-40"
+    res = json.loads(run("lrnb_compress", "--method", "whitened", "--ratio", "0.4", "--n_windows", "8",
+                         "--eval_windows", "4", "--seq_len", "256", "--out", str(out), "--json"))
+    assert res["params_before"] == 134_515_008
+    assert 0.4 <= res["linear_ratio"] < 0.401
+    assert res["calibration_tokens"] == 8 * 256
+    assert res["perplexity_before"] < res["perplexity_after"] < 50 * res["perplexity_before"]
+    assert (out / "model.safetensors").exists() and json.loads((out / "config.json").read_text())["lrnb"]["method"] == "whitened"
+    ev = json.loads(run("lrnb_eval", "--model", str(out), "--n_windows", "4", "--seq_len", "256", "--json"))
+    assert ev["compressed"] and ev["parameters"] == res["params_after"]
+    assert abs(ev["perplexity"] - res["perplexity_after"]) <= 1e-3 * res["perplexity_after"]
+
+
+def test_table_output(tmp_path):
+    text = run("lrnb_compress", "--method", "svd", "--ratio", "0.2", "--eval_windows", "2", "--seq_len", "128",
+               "--n_windows", "2", "--out", str(tmp_path / "svd"))
+    lines = text.splitlines()
+    assert lines[1].split()[:3] == ["model", "parameters", "perplexity"]
+    assert lines[3].startswith("original") and "134,515,008" in lines[3]
+    assert lines[4].startswith("compressed (svd)")
+    assert "saved to" in lines[-1]
