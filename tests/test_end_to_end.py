@@ -20,7 +20,7 @@ def test_compress_then_eval_real_smollm2(tmp_path):
     res = json.loads(run("lrnb_compress", "--method", "whitened", "--ratio", "0.4", "--n_windows", "8",
                          "--eval_windows", "4", "--seq_len", "256", "--out", str(out), "--json"))
     assert res["params_before"] == 134_515_008
-    assert 0.4 <= res["linear_ratio"] < 0.401
+    assert 0.4 <= res["linear_ratio"] < 0.4 + 2 / 576   # floors remove at most one rank step (of the smallest matrix) more
     assert res["calibration_tokens"] == 8 * 256
     assert res["perplexity_before"] < res["perplexity_after"] < 50 * res["perplexity_before"]
     assert (out / "model.safetensors").exists() and json.loads((out / "config.json").read_text())["lrnb"]["method"] == "whitened"
