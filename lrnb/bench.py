@@ -7,9 +7,10 @@ from __future__ import annotations
 import json, re, subprocess, sys, time
 from pathlib import Path
 from fastcore.script import call_parse, store_true
+from .evaluate import markdown_table, perplexity_cell
 
 # %% auto #0
-__all__ = ['rst_prose', 'fortune_paragraphs', 'prepare_texts', 'benchmark_rows', 'markdown_table', 'lrnb_bench']
+__all__ = ['rst_prose', 'fortune_paragraphs', 'prepare_texts', 'benchmark_rows', 'bench_table', 'lrnb_bench']
 
 # %% ../nbs/09_results.ipynb #717512ce
 def rst_prose(text:str)->list[str]:
@@ -83,18 +84,13 @@ def benchmark_rows(text:str, ood_text:str, out_dir:str|Path, methods=('svd', 'as
                              peak_mb=c['peak_memory_mb'], calibration_tokens=c['calibration_tokens']))
     return rows
 
-def markdown_table(rows:list[dict])->str:
-    "The rows as a Markdown table, perplexity relative to the original in brackets."
+def bench_table(rows:list[dict])->str:
+    "The rows of `benchmark_rows` as a Markdown table, perplexity relative to the original in brackets."
     base = rows[0]
-    fmt = lambda v: f"{v:,.1f}" if v < 1e4 else f"{v:.1e}"
-    lines = ["| method | ratio | parameters | perplexity in-domain | perplexity out of domain | compress s | of which statistics s | peak MiB |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        rel = lambda k: '' if r is base else f" ({fmt(r[k] / base[k])}×)"
-        num = lambda k: '' if r[k] is None else f"{r[k]:,.0f}"
-        lines.append(f"| {r['method']} | {r['ratio']:.0%} | {r['parameters']:,} | {fmt(r['ppl_in'])}{rel('ppl_in')} | "
-                     f"{fmt(r['ppl_out'])}{rel('ppl_out')} | {num('compress_s')} | {num('statistics_s')} | {num('peak_mb')} |")
-    return '\n'.join(lines)
+    num = lambda v: '' if v is None else f"{v:,.0f}"
+    return markdown_table(['method', 'ratio', 'parameters', 'perplexity in-domain', 'perplexity out of domain', 'compress s', 'of which statistics s', 'peak MiB'],
+                          [[r['method'], f"{r['ratio']:.0%}", f"{r['parameters']:,}", *(perplexity_cell(r[k], None if r is base else base[k]) for k in ('ppl_in', 'ppl_out')),
+                            num(r['compress_s']), num(r['statistics_s']), num(r['peak_mb'])] for r in rows])
 
 @call_parse
 def lrnb_bench(out:str='bench_out',        # folder for the text files, compressed models and results.md
@@ -112,7 +108,7 @@ def lrnb_bench(out:str='bench_out',        # folder for the text files, compress
     t0 = time.perf_counter()
     rows = benchmark_rows(str(text), str(ood), out / 'models', methods.split(), [float(r) for r in ratios.split()],
                           n_windows, eval_windows, seq_len, device, sequential)
-    table = markdown_table(rows)
+    table = bench_table(rows)
     (out / 'results.json').write_text(json.dumps(rows, indent=1))
     (out / 'results.md').write_text(table + '\n')
     print(table); print(f"\n{time.perf_counter() - t0:.0f} s in all")

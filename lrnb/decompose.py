@@ -11,6 +11,7 @@ from fastcore.script import call_parse
 import torch
 from torch import Tensor
 from .models import default_device
+from .evaluate import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -189,11 +190,9 @@ def _shape(spec:str)->tuple[int, int]:
 
 def solver_table(rows:list[dict])->str:
     "Markdown table of `solver_timing` rows."
-    lines = ["| shape | rank | device | whitened SVD s | ALS s | speed-up | ALS error excess |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['m']}×{r['n']} | {r['rank']} | {r['device']} | {r['svd_s']:.3g} | {r['als_s']:.3g} | "
-                     f"{r['svd_s'] / r['als_s']:.2g}× | {r['als_excess']:.1e} |")
-    return '\n'.join(lines)
+    return markdown_table(['shape', 'rank', 'device', 'whitened SVD s', 'ALS s', 'speed-up', 'ALS error excess'],
+                          [[f"{r['m']}×{r['n']}", r['rank'], r['device'], f"{r['svd_s']:.3g}", f"{r['als_s']:.3g}",
+                            f"{r['svd_s'] / r['als_s']:.2g}×", f"{r['als_excess']:.1e}"] for r in rows])
 
 @call_parse
 def lrnb_solver_bench(out:str='bench_out/solvers',   # folder for results.md and results.json

@@ -14,7 +14,7 @@ from .models import default_device
 from .stats import check_windows
 
 # %% auto #0
-__all__ = ['Evaluation', 'evaluate', 'peak_memory_mb']
+__all__ = ['Evaluation', 'evaluate', 'peak_memory_mb', 'perplexity_cell', 'markdown_table']
 
 # %% ../nbs/06_evaluate.ipynb #e9f71260
 @dataclass
@@ -58,3 +58,14 @@ def peak_memory_mb(device=None)->float:
     device = default_device(device)
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+# %% ../nbs/06_evaluate.ipynb #9e34bc2c
+def perplexity_cell(value:float, base:float|None=None)->str:
+    "A perplexity for a results table: one decimal (scientific from 10⁴), and its ratio to `base` in brackets."
+    text = f"{value:,.1f}" if value < 1e4 else f"{value:.1e}"
+    return text if base is None else f"{text} ({value / base:,.2f}×)"
+
+def markdown_table(header:list[str], rows:list[list])->str:
+    "A Markdown table of `rows` (lists of cells) under `header`."
+    line = lambda cells: '| ' + ' | '.join(str(c) for c in cells) + ' |'
+    return '\n'.join([line(header), line(['---'] * len(header)), *map(line, rows)])

@@ -18,7 +18,7 @@ from .data import load_texts, token_windows
 from .stats import block_inputs, block_statistics, check_windows
 from .decompose import Decomposition
 from .compress import SOLVERS, compress, decomposition, statistics_needed
-from .evaluate import evaluate
+from .evaluate import evaluate, markdown_table, perplexity_cell
 
 log = logging.getLogger(__name__)
 
@@ -278,14 +278,9 @@ def _bench_rule(spec:str)->tuple[str, str]:
 def rank_table(rows:list[dict])->str:
     "Markdown table of `lrnb_rank_bench` rows, perplexity relative to the original in brackets."
     base = rows[0]
-    fmt = lambda v: f"{v:,.1f}" if v < 1e4 else f"{v:.1e}"
-    lines = ["| rule | weighting | refit | ratio | parameters | weighted error sum | perplexity in-domain | perplexity out of domain | compress s |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        rel = lambda k: '' if r is base else f" ({r[k] / base[k]:.2f}×)"
-        lines.append(f"| {r['rule']} | {r['weighting']} | {r.get('solver', 'svd') if r['refit'] else 'no'} | {r['ratio']:.0%} | {r['parameters']:,} | "
-                     f"{r['error_sum']:.3g} | {fmt(r['ppl_in'])}{rel('ppl_in')} | {fmt(r['ppl_out'])}{rel('ppl_out')} | {r['compress_s']:.0f} |")
-    return '\n'.join(lines)
+    return markdown_table(['rule', 'weighting', 'refit', 'ratio', 'parameters', 'weighted error sum', 'perplexity in-domain', 'perplexity out of domain', 'compress s'],
+                          [[r['rule'], r['weighting'], r.get('solver', 'svd') if r['refit'] else 'no', f"{r['ratio']:.0%}", f"{r['parameters']:,}", f"{r['error_sum']:.3g}",
+                            *(perplexity_cell(r[k], None if r is base else base[k]) for k in ('ppl_in', 'ppl_out')), f"{r['compress_s']:.0f}"] for r in rows])
 
 @call_parse
 def lrnb_rank_bench(out:str='bench_out/ranks',     # folder for the texts and results.md / results.json
