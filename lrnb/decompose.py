@@ -202,7 +202,9 @@ def lrnb_solver_bench(out:str='bench_out/solvers',   # folder for results.md and
                       device:str=None,               # default: cuda if available
                      ):
     "Time the whitened SVD against ALS for each shape and rank; writes out/results.md and out/results.json."
-    grid = [(*_shape(s), int(k)) for s in shapes.split() for k in ranks.split()]
+    try: rank_list = [int(k) for k in ranks.split()]
+    except ValueError: raise ValueError(f"ranks must be whole numbers separated by spaces; got {ranks!r}") from None
+    grid = [(*_shape(s), k) for s in shapes.split() for k in rank_list]
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     rows = []
     for m, n, k in grid:
