@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'METHODS', 'SOLVERS', 'uniform_ranks', 'check_ranks', 'statistics_needed', 'decomposition', 'CompressionReport',
-           'sequential_statistics', 'compress']
+           'sequential_statistics', 'original_decompositions', 'compress']
 
 # %% ../nbs/05_compress.ipynb #ee789d65
 def uniform_ranks(model:nn.Module, ratio:float)->dict[str, int]:
@@ -115,6 +115,46 @@ def sequential_statistics(work:nn.Module,       # the partly compressed block
     return stats, cross
 
 # %% ../nbs/05_compress.ipynb #50a0cb6c
+@torch.no_grad()
+def original_decompositions(model:nn.Module,          # a causal LM (left unchanged)
+                            windows:Tensor|None,       # (N, seq_len) calibration token ids (None for 'svd')
+                            names:list[str],           # compressible linears to decompose
+                            method:str='whitened',     # one of METHODS
+                            alpha:float=0.5,           # ASVD exponent
+                            solver:str='svd',          # 'svd' or 'als'
+                            ranks:dict[str, int]|None=None, # components per layer (required by 'als')
+                            batch_size:int=8,          # windows per forward pass
+                            attention_mask:Tensor|None=None, # (N, seq_len), 0 at padding
+                            device=None,               # None: cuda if available, else cpu
+                            progress:bool=True,        # tqdm bar over blocks
+                            seconds:dict|None=None,    # adds 'statistics' and 'decompose' wall seconds here
+                           ):
+    "Yield (name, Decomposition) for every layer in `names`, block by block, from the original model's statistics."
+    grams = statistics_needed(method, solver)
+    seconds = {} if seconds is None else seconds
+    for key in ('statistics', 'decompose'): seconds.setdefault(key, 0.0)
+    linears, device, remaining = compressible_linears(model), default_device(device), set(names)
+    prefix, blocks = decoder_layers(model)
+    t = time.perf_counter()
+    inputs = None if grams is None else block_inputs(model, windows, attention_mask, batch_size, device)
+    seconds['statistics'] += time.perf_counter() - t
+    for i, block in enumerate(tqdm(blocks, desc=f"decompose ({method})", disable=not progress)):
+        here = f"{prefix}.{i}"
+        t = time.perf_counter()
+        stats, inputs = ({}, None) if inputs is None else block_statistics(block, inputs, here, grams)
+        seconds['statistics'] += time.perf_counter() - t
+        cache = {}
+        for name in [n for n in names if n.startswith(here + '.')]:
+            t = time.perf_counter()
+            d = decomposition(dense_weight(linears[name]), stats.get(name), method, alpha, cache, name, solver,
+                              None if ranks is None else ranks[name])
+            seconds['decompose'] += time.perf_counter() - t
+            remaining.discard(name)
+            yield name, d
+        del stats, cache
+        if not remaining: return   # later blocks hold nothing to decompose
+
+# %% ../nbs/05_compress.ipynb #782e1724
 def compress(model:nn.Module,             # a causal LM, modified in place when everything succeeded
              windows:Tensor|None=None,     # (N, seq_len) calibration token ids (not needed for 'svd')
              method:str='whitened',        # 'svd', 'asvd' or 'whitened'
@@ -151,46 +191,43 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
     model.to(device)
     params_before = parameter_count(model)
     new, seconds = {}, {'statistics': 0.0, 'decompose': 0.0}
-    def factors(name, stats, cache, cross=None):
+    def factorised(name, d):
         t = time.perf_counter()
-        W = dense_weight(linears[name])
-        d = decompositions[name] if decompositions is not None else decomposition(W, stats, method, alpha, cache, name, solver, keep[name], cross)
         layer = factorise(linears[name], *d.factors(keep[name]))
         seconds['decompose'] += time.perf_counter() - t
         return layer
     with torch.no_grad():
-        prefix, blocks = decoder_layers(model)
-        t = time.perf_counter()
-        inputs = None if grams is None else block_inputs(model, windows, attention_mask, batch_size, device)
-        original_inputs = inputs if refit else None
-        seconds['statistics'] += time.perf_counter() - t
-        for i, block in enumerate(tqdm(blocks, desc=f"compress ({method})", disable=not progress)):
-            here = f"{prefix}.{i}"
-            names = [n for n in keep if n.startswith(here + '.')]
+        if decompositions is not None:
+            for name in keep: new[name] = factorised(name, decompositions[name])
+        elif not sequential or grams is None:   # plain SVD reads no inputs: sequential changes nothing
+            for name, d in original_decompositions(model, windows, list(keep), method, alpha, solver, keep, batch_size,
+                                                   attention_mask, device, progress, seconds):
+                new[name] = factorised(name, d)
+        else:
+            prefix, blocks = decoder_layers(model)
             t = time.perf_counter()
-            if inputs is None:
-                for name in names: new[name] = factors(name, None, None)
-            elif not sequential:
-                stats, inputs = block_statistics(block, inputs, here, grams)
-                cache = {}
-                for name in names: new[name] = factors(name, stats.get(name), cache)
-            else:
+            inputs = block_inputs(model, windows, attention_mask, batch_size, device)
+            original_inputs = inputs if refit else None
+            for i, block in enumerate(tqdm(blocks, desc=f"compress ({method}, {'refit' if refit else 'sequential'})", disable=not progress)):
+                here = f"{prefix}.{i}"
                 work = copy.deepcopy(block)
                 for group in input_groups(block_statistics(block, inputs[:1], here, 'none')[0]):  # readers of one tensor
                     todo = [n for n in group if n in keep]
                     if not todo: continue
-                    inner = group[0][len(here) + 1:]
-                    stats, cross = sequential_statistics(work, inputs, inner, block if refit else None, original_inputs, grams != 'none')
+                    stats, cross = sequential_statistics(work, inputs, group[0][len(here) + 1:], block if refit else None,
+                                                         original_inputs, grams != 'none')
                     cache = {}
                     for name in todo:
-                        new[name] = factors(name, stats, cache, cross)
+                        t0 = time.perf_counter()
+                        d = decomposition(dense_weight(linears[name]), stats, method, alpha, cache, name, solver, keep[name], cross)
+                        seconds['decompose'] += time.perf_counter() - t0
+                        new[name] = factorised(name, d)
                         set_module(work, name[len(here) + 1:], new[name])
                     del stats, cross, cache
                 inputs = block_outputs(work, inputs)
                 if refit: original_inputs = block_outputs(block, original_inputs)
                 del work
-            seconds['statistics'] += time.perf_counter() - t
-        seconds['statistics'] -= seconds['decompose']
+            seconds['statistics'] += time.perf_counter() - t - seconds['decompose']
     for name, layer in new.items(): set_module(model, name, layer)
     earlier = (getattr(model.config, 'lrnb', None) or {}).get('ranks', {})  # a model compressed before keeps those layers
     model.config.lrnb = {'method': method, 'ranks': {**earlier, **keep}, 'sequential': sequential, 'refit': refit, 'solver': solver}

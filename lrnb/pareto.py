@@ -11,13 +11,13 @@ from fastcore.script import call_parse
 import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
-from .lowrank import (breakeven_rank, check_ratio, compressible_linears, decoder_layers, dense_weight, factorised_params,
+from .lowrank import (breakeven_rank, check_ratio, compressible_linears, dense_weight, factorised_params,
                           parameter_count, uniform_rank)
 from .models import default_device, load_model
 from .data import load_texts, token_windows
-from .stats import block_inputs, block_statistics, check_windows
+from .stats import check_windows
 from .decompose import Decomposition
-from .compress import SOLVERS, compress, decomposition, statistics_needed
+from .compress import SOLVERS, compress, original_decompositions, statistics_needed
 from .evaluate import evaluate, markdown_table, perplexity_cell
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Profile:
     sigma: dict[str, Tensor]             # name -> singular values of the weighted matrix, descending (float64, cpu)
     sensitivity: dict[str, float]|None = None  # name -> s_l (None: not measured)
     decompositions: dict[str, Decomposition]|None = None  # name -> full decomposition, when kept
-    seconds: dict[str, float] = field(default_factory=dict)  # statistics, decompositions, sensitivity
+    seconds: dict[str, float] = field(default_factory=dict)  # statistics, decompose, sensitivity
 
     def relative_errors(self, name:str)->Tensor:
         "e(k) = Σ_{i≥k} σ_i² / Σ σ_i² for k = 0 … r: the relative activation error of keeping k components."
@@ -104,31 +104,18 @@ def profile(model:nn.Module,                # a causal LM (left unchanged)
             progress:bool=True,             # tqdm bars
            )->Profile:
     "Spectra (and sensitivities) of every compressible matrix of the original model, before any is replaced."
-    grams = statistics_needed(method)
+    statistics_needed(method)   # raises on an unknown method
     if not isinstance(sensitivity_windows, int) or sensitivity_windows < 0: raise ValueError(f"sensitivity_windows must be a non-negative integer; got {sensitivity_windows!r}")
     check_windows(windows, model)
     device = default_device(device)
     model.to(device)
     linears = compressible_linears(model)
     shapes = {name: tuple(dense_weight(mod).shape) for name, mod in linears.items()}
-    sigma, kept, seconds = {}, {}, {'statistics': 0.0, 'decompositions': 0.0, 'sensitivity': 0.0}
-    with torch.no_grad():
-        prefix, blocks = decoder_layers(model)
-        t = time.perf_counter()
-        inputs = None if grams is None else block_inputs(model, windows, attention_mask, batch_size, device)
-        seconds['statistics'] += time.perf_counter() - t
-        for i, block in enumerate(tqdm(blocks, desc=f'profile ({method})', disable=not progress)):
-            here = f"{prefix}.{i}"
-            t = time.perf_counter()
-            stats, inputs = ({}, None) if inputs is None else block_statistics(block, inputs, here, grams)
-            seconds['statistics'] += time.perf_counter() - t
-            t, cache = time.perf_counter(), {}
-            for name in [n for n in linears if n.startswith(here + '.')]:
-                d = decomposition(dense_weight(linears[name]), stats.get(name), method, alpha, cache, name)
-                sigma[name] = d.sigma.double().cpu()
-                if keep_decompositions: kept[name] = d
-            seconds['decompositions'] += time.perf_counter() - t
-            del stats, cache
+    sigma, kept, seconds = {}, {}, {'statistics': 0.0, 'decompose': 0.0, 'sensitivity': 0.0}
+    for name, d in original_decompositions(model, windows, list(linears), method, alpha, batch_size=batch_size,
+                                           attention_mask=attention_mask, device=device, progress=progress, seconds=seconds):
+        sigma[name] = d.sigma.double().cpu()
+        if keep_decompositions: kept[name] = d
     t = time.perf_counter()
     sens = layer_sensitivity(model, windows[:sensitivity_windows], attention_mask=None if attention_mask is None else attention_mask[:sensitivity_windows],
                              device=device, progress=progress) if sensitivity_windows else None
