@@ -11,7 +11,8 @@ from fastcore.script import call_parse, store_true
 from .models import DEFAULT_MODEL, load_model, default_device
 from .data import load_texts, token_windows
 from .lowrank import check_ratio, parameter_count
-from .compress import METHODS, SOLVERS, compress
+from .compress import METHODS, SOLVERS, compress, uniform_ranks
+from .spectrum import check_training, learn_spectrum
 from .pareto import RULES, WEIGHTINGS, check_tolerance, profile, rank_allocation
 from .evaluate import evaluate, peak_memory_mb
 from .save import save_pretrained
@@ -44,7 +45,7 @@ def format_table(rows:list[list], header:list[str])->str:
 @call_parse
 def lrnb_compress(
     model:str=DEFAULT_MODEL,     # 'smollm2' (embedded default), a Hub name, or a local folder
-    method:str='whitened',       # 'svd', 'asvd' or 'whitened'
+    method:str='whitened',       # 'svd', 'asvd', 'whitened' or 'spectrum' (learned scores on whitened components)
     ratio:float=0.2,             # share of the decoder linears' parameters to remove, in (0, 1)
     text:str='stdlib',           # calibration text: 'stdlib', a text file or folder, or a Hub dataset
     eval_text:str=None,          # evaluation text (default: the held-apart half of --text)
@@ -62,18 +63,23 @@ def lrnb_compress(
     sequential:store_true=False, # statistics from the already-compressed earlier layers
     refit:store_true=False,      # fit factors to the original outputs from the compressed inputs (implies --sequential)
     solver:str='svd',            # 'svd' or 'als' for whitened factors
+    steps:int=30,                # spectrum: optimiser steps per stage (three stages)
+    lr:float=0.05,               # spectrum: learning rate of the scores
     dtype:str='float32',         # float32, bfloat16 or float16
     device:str=None,             # e.g. cpu, cuda, cuda:1 (default: cuda if available)
     seed:int=0,                  # calibration/evaluation window seed
     json:store_true=False,       # print one JSON object instead of a table
 ):
     "Compress a causal LM's decoder linears into low-rank factors, report before/after and save it."
-    for flag, value, allowed in (('method', method, METHODS), ('ranks', ranks, RULES), ('weighting', weighting, WEIGHTINGS), ('solver', solver, SOLVERS)):
+    for flag, value, allowed in (('method', method, METHODS + ('spectrum',)), ('ranks', ranks, RULES), ('weighting', weighting, WEIGHTINGS), ('solver', solver, SOLVERS)):
         if value not in allowed: raise SystemExit(f"error: --{flag} must be one of {allowed}; got {value!r}")
     if tolerance is not None and ranks != 'pareto': raise SystemExit(f"error: --tolerance needs --ranks pareto; got --ranks {ranks}")
+    if method == 'spectrum' and (tolerance is not None or sequential or refit or solver != 'svd'):
+        raise SystemExit("error: --method spectrum learns its own budget from --ratio: it takes no --tolerance, --sequential, --refit or --solver")
     with user_errors():
         check_ratio(ratio); torch_dtype = parse_dtype(dtype)
         if tolerance is not None: check_tolerance(tolerance)
+        if method == 'spectrum': check_training(steps, lr, batch_size)
     if eval_windows < 0: raise SystemExit(f"error: --eval_windows must be >= 0; got {eval_windows}")
     logging.basicConfig(level=logging.WARNING)
     transformers.utils.logging.disable_progress_bar()  # lrnb's own bars show the long steps
@@ -85,12 +91,17 @@ def lrnb_compress(
         held = token_windows(tok, load_texts(eval_text or text, 'evaluation'), seq_len, eval_windows, seed) if eval_windows else None
         before = evaluate(net, held, batch_size, device) if held is not None else None
         prof, rank_dict = None, None
+        spectrum = method == 'spectrum'
         if ranks != 'uniform':
-            prof = profile(net, calib, method, sensitivity_windows if weighting == 'sensitivity' else 0,
-                           keep_decompositions=not (sequential or refit), alpha=alpha, batch_size=batch_size, device=device)
+            prof = profile(net, calib, 'whitened' if spectrum else method, sensitivity_windows if weighting == 'sensitivity' else 0,
+                           keep_decompositions=not (sequential or refit or spectrum), alpha=alpha, batch_size=batch_size, device=device)
             rank_dict = rank_allocation(prof, ranks, None if tolerance is not None else ratio, tolerance, weighting, min_rank)
-        report = compress(net, calib, method=method, ratio=ratio, ranks=rank_dict, alpha=alpha, sequential=sequential, refit=refit, solver=solver,
-                          decompositions=prof and prof.decompositions, batch_size=batch_size, device=device)
+        if spectrum:
+            report = learn_spectrum(net, calib, ratio, ranks=rank_dict or uniform_ranks(net, ratio), steps=steps, lr=lr,
+                                    batch_size=batch_size, min_rank=min_rank, device=device, seed=seed)
+        else:
+            report = compress(net, calib, method=method, ratio=ratio, ranks=rank_dict, alpha=alpha, sequential=sequential, refit=refit, solver=solver,
+                              decompositions=prof and prof.decompositions, batch_size=batch_size, device=device)
         profile_seconds = sum(prof.seconds.values()) if prof else 0.0
         after = evaluate(net, held, batch_size, device) if held is not None else None
         folder = save_pretrained(net, tok, out)
