@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .models import default_device
+from .lowrank import compressible_linears
 from .stats import check_windows
 
 # %% auto #0
-__all__ = ['Evaluation', 'evaluate', 'peak_memory_mb', 'perplexity_cell', 'markdown_table']
+__all__ = ['Evaluation', 'evaluate', 'peak_memory_mb', 'layer_output_errors', 'perplexity_cell', 'markdown_table']
 
 # %% ../nbs/06_evaluate.ipynb #e9f71260
 @dataclass
@@ -58,6 +59,43 @@ def peak_memory_mb(device=None)->float:
     device = default_device(device)
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+# %% ../nbs/06_evaluate.ipynb #afc87d8f
+@torch.no_grad()
+def layer_output_errors(original:nn.Module,    # the original causal LM
+                        compressed:nn.Module,  # the same model with some layers replaced
+                        windows:Tensor,        # (N, seq_len) token ids
+                        batch_size:int=2,      # windows per forward pass (the original's layer outputs of a batch are held)
+                        device=None,           # None: cuda if available, else cpu
+                        progress:bool=True,    # tqdm bar over batches
+                       )->dict[str, dict[str, float]]:
+    "Per compressible layer: {'error': Σ‖Wx − W'x̃‖² / Σ‖Wx‖², 'norm_ratio': √(Σ‖W'x̃‖² / Σ‖Wx‖²)} over `windows`."
+    check_windows(windows, original)
+    device = default_device(device)
+    original.to(device).eval(); compressed.to(device).eval()
+    names = list(compressible_linears(original))
+    sums = {n: torch.zeros(3, dtype=torch.float64, device=device) for n in names}   # Σ‖Wx‖², Σ‖W'x̃‖², Σ‖Wx − W'x̃‖²
+    reference = {}
+    def keep(name):
+        def f(mod, args, y): reference[name] = y.detach()
+        return f
+    def compare(name):
+        def f(mod, args, y):
+            ref = reference.pop(name).double(); y = y.double()
+            sums[name] += torch.stack([ref.pow(2).sum(), y.pow(2).sum(), (ref - y).pow(2).sum()])
+        return f
+    hooks = [original.get_submodule(n).register_forward_hook(keep(n)) for n in names]
+    hooks += [compressed.get_submodule(n).register_forward_hook(compare(n)) for n in names]
+    try:
+        for i in tqdm(range(0, len(windows), batch_size), desc='layer errors', disable=not progress):
+            ids = windows[i:i + batch_size].to(device)
+            original(input_ids=ids, use_cache=False); compressed(input_ids=ids, use_cache=False)
+    finally:
+        for h in hooks: h.remove()
+    out = {}
+    for n, (ref, got, diff) in ((n, s.tolist()) for n, s in sums.items()):
+        out[n] = {'error': diff / max(ref, 1e-30), 'norm_ratio': math.sqrt(got / max(ref, 1e-30))}
+    return out
 
 # %% ../nbs/06_evaluate.ipynb #9e34bc2c
 def perplexity_cell(value:float, base:float|None=None)->str:
