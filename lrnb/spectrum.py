@@ -4,24 +4,30 @@
 
 # %% ../nbs/11_spectrum.ipynb #f4a19bb5
 from __future__ import annotations
-import copy, logging, math, time
+import copy, json, logging, math, time
 from dataclasses import dataclass, field
+from pathlib import Path
+from fastcore.script import call_parse
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .lowrank import (LowRankLinear, breakeven_rank, check_ratio, compressible_linears, dense_weight, factorise,
                           parameter_count, set_module)
-from .models import default_device
+from .models import default_device, load_model
+from .data import load_texts, token_windows
 from .stats import check_windows
 from .decompose import Decomposition
-from .compress import CompressionReport, check_ranks, original_decompositions
+from .compress import CompressionReport, check_ranks, compress, original_decompositions, uniform_ranks
+from .pareto import RULES, profile, rank_allocation
+from .evaluate import evaluate, markdown_table, perplexity_cell
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'STAGES', 'ScoredLinear', 'initial_scores', 'soft_params', 'kept_params', 'pruned_components', 'folded_layer',
-           'SpectrumReport', 'teacher_log_probs', 'check_training', 'learn_spectrum']
+           'SpectrumReport', 'teacher_log_probs', 'check_training', 'learn_spectrum', 'spectrum_table',
+           'lrnb_spectrum_bench']
 
 # %% ../nbs/11_spectrum.ipynb #ce7a2955
 class ScoredLinear(nn.Module):
@@ -136,10 +142,11 @@ def check_training(steps:int, lr:float, batch_size:int, budget_weight:float=1.0,
 
 # %% ../nbs/11_spectrum.ipynb #cb9f6bb3
 def learn_spectrum(model:nn.Module,            # a causal LM, modified in place when everything succeeded
-                   windows:Tensor,              # (N, seq_len) calibration token ids
+                   windows:Tensor,              # (N, seq_len) calibration token ids (statistics of the decompositions)
                    ratio:float=0.2,             # share of the compressible linears' parameters to remove
                    ranks:dict[str, int]|None=None, # starting allocation (None: every component at score 1)
                    steps:int=30,                # optimiser steps per stage (three stages)
+                   train_windows:int|None=None, # the first this many windows train the scores (None: all)
                    lr:float=0.05,               # Adam learning rate of the score logits
                    batch_size:int=2,            # windows per step
                    budget_weight:float=1.0,     # starting value of the budget multiplier λ
@@ -155,6 +162,9 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
     check_ratio(ratio)
     check_training(steps, lr, batch_size, budget_weight, sparsity_weight, multiplier_rate)
     check_windows(windows, model)
+    if train_windows is not None and (not isinstance(train_windows, int) or not 1 <= train_windows <= len(windows)):
+        raise ValueError(f"train_windows must be an integer in [1, {len(windows)}] (the calibration windows) or None; got {train_windows!r}")
+    train = windows[:train_windows]
     if ranks is not None: check_ranks(model, ranks)
     start, device = time.perf_counter(), default_device(device)
     model.to(device)
@@ -164,7 +174,7 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
     budget = math.floor((1 - ratio) * full)
     params_before = parameter_count(model)
     seconds = {'statistics': 0.0, 'decompose': 0.0}
-    teacher = teacher_log_probs(model, windows, batch_size, device)
+    teacher = teacher_log_probs(model, train, batch_size, device)
     scored = {}
     for name, d in original_decompositions(model, windows, list(linears), method, batch_size=batch_size, device=device,
                                            progress=progress, seconds=seconds):
@@ -179,13 +189,13 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
         thetas = [l.theta for l in scored.values()]
         opt = torch.optim.Adam(thetas, lr=lr)
         log_lam = math.log(budget_weight)
-        order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(seed))
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
         bar = tqdm(total=3 * steps, desc='spectrum', disable=not progress)
         step = 0
         for stage, stage_name in enumerate(STAGES):
             for i in range(steps):
-                pick = order[[(step * batch_size + j) % len(windows) for j in range(batch_size)]]
-                ids = windows[pick].to(device)
+                pick = order[[(step * batch_size + j) % len(train) for j in range(batch_size)]]
+                ids = train[pick].to(device)
                 lp = F.log_softmax(model(input_ids=ids, use_cache=False).logits.float(), -1)
                 kl = F.kl_div(lp, teacher[pick].float(), log_target=True, reduction='sum') / (ids.numel())
                 soft = soft_params(scored)
@@ -230,3 +240,63 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
                             teacher.numel() * teacher.element_size() / 2**20, components_mib, stopped)
     log.info("learn_spectrum: %d -> %d parameters in %.1fs", report.params_before, report.params_after, report.seconds)
     return report
+
+# %% ../nbs/11_spectrum.ipynb #3c554d66
+def spectrum_table(rows:list[dict])->str:
+    "Markdown table of `lrnb_spectrum_bench` rows, perplexities with their ratio to the first (original) row's."
+    base = rows[0]
+    return markdown_table(['start', 'method', 'ratio', 'parameters', 'perplexity in-domain', 'perplexity out of domain', 'compress s', 'training memory MiB'],
+                          [[r['start'], r['method'], f"{r['ratio']:.0%}", f"{r['parameters']:,}",
+                            *(perplexity_cell(r[k], None if r is base else base[k]) for k in ('ppl_in', 'ppl_out')),
+                            f"{r['compress_s']:.0f}", f"{r['training_mib']:,.0f}" if r['training_mib'] else '-'] for r in rows])
+
+@call_parse
+def lrnb_spectrum_bench(out:str='bench_out/spectrum',   # folder for the texts and results.md / results.json
+                        ratios:str='0.2 0.4',            # ratios to compress to
+                        starts:str='uniform pareto',     # starting allocations: 'uniform', 'pareto', 'greedy'
+                        n_windows:int=64,                # calibration windows (statistics)
+                        train_windows:int=16,            # of which the training uses the first
+                        seq_len:int=512,                 # tokens per window
+                        eval_windows:int=40,             # evaluation windows (each domain)
+                        steps:int=30,                    # optimiser steps per stage
+                        lr:float=0.05,                   # learning rate of the scores
+                        batch_size:int=2,                # windows per training step
+                        sensitivity_windows:int=16,      # windows of the Pareto profile's sensitivity pass
+                        device:str=None,                 # default: cuda if available
+                       ):
+    "Perplexity in and out of domain of SmolLM2: whitened SVD and spectrum learning from each starting allocation; writes out/results.md and .json."
+    from lrnb.bench import prepare_texts   # here: lrnb.bench imports the command line, which imports this module
+    ratio_list, start_list = [float(r) for r in ratios.split()], starts.split()
+    if not ratio_list: raise ValueError("ratios must name at least one ratio; got ''")
+    for r in ratio_list: check_ratio(r)
+    for s in start_list:
+        if s not in RULES: raise ValueError(f"starts must be among {RULES}; got {s!r}")
+    check_training(steps, lr, batch_size)
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    text, ood = prepare_texts(out / 'text')
+    device = default_device(device)
+    model, tok = load_model(device=device)
+    calib = token_windows(tok, load_texts(str(text), 'calibration'), seq_len, n_windows)
+    held = {'ppl_in': token_windows(tok, load_texts(str(text), 'evaluation'), seq_len, eval_windows),
+            'ppl_out': token_windows(tok, load_texts(str(ood), 'all'), seq_len, eval_windows)}
+    ppl = lambda m: {k: evaluate(m, w, device=device, progress=False).perplexity for k, w in held.items()}
+    rows = [dict(start='original', method='-', ratio=0.0, parameters=parameter_count(model), compress_s=0.0, training_mib=0.0, **ppl(model))]
+    prof = profile(model, calib, sensitivity_windows=sensitivity_windows, keep_decompositions=False, device=device) if set(start_list) - {'uniform'} else None
+    def record(row):
+        rows.append(row)
+        (out / 'results.json').write_text(json.dumps(rows, indent=1))
+        (out / 'results.md').write_text(spectrum_table(rows) + '\n')
+        print(spectrum_table(rows[:1] + rows[-1:]).splitlines()[-1], flush=True)
+    for ratio in ratio_list:
+        for start in start_list:
+            ranks = uniform_ranks(model, ratio) if start == 'uniform' else rank_allocation(prof, start, ratio)
+            m = copy.deepcopy(model)
+            rep = compress(m, calib, ranks=ranks, device=device, progress=False)
+            record(dict(start=start, method='whitened', ratio=ratio, parameters=rep.params_after, compress_s=rep.seconds, training_mib=0.0, **ppl(m)))
+            m = copy.deepcopy(model)
+            rep = learn_spectrum(m, calib, ratio, ranks=ranks, steps=steps, lr=lr, train_windows=min(train_windows, len(calib)),
+                                 batch_size=batch_size, device=device)
+            record(dict(start=start, method='spectrum', ratio=ratio, parameters=rep.params_after, compress_s=rep.seconds,
+                        training_mib=rep.teacher_mib + rep.components_mib, stopped=rep.stopped, **ppl(m)))
+            del m
+    print(spectrum_table(rows))
