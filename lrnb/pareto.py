@@ -18,7 +18,7 @@ from .data import load_texts, token_windows
 from .stats import check_windows
 from .decompose import Decomposition
 from .compress import SOLVERS, compress, original_decompositions, statistics_needed
-from .evaluate import evaluate, markdown_table, perplexity_cell
+from .evaluate import evaluate, layer_output_errors, markdown_table, perplexity_cell
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +280,7 @@ def lrnb_rank_bench(out:str='bench_out/ranks',     # folder for the texts and re
                     eval_windows:int=40,            # evaluation windows (each domain)
                     seq_len:int=512,                # tokens per window
                     sensitivity_windows:int=16,     # windows of the sensitivity pass
+                    layer_windows:int=0,            # in-domain evaluation windows for each row's per-layer output errors (0: none)
                     device:str=None,                # default: cuda if available
                    ):
     "Perplexity in and out of domain of SmolLM2 compressed with each rank rule at each ratio; writes out/results.md and .json."
@@ -288,6 +289,7 @@ def lrnb_rank_bench(out:str='bench_out/ranks',     # folder for the texts and re
     ratio_list, refit_list = [float(r) for r in ratios.split()], [float(r) for r in refit_ratios.split()]
     for r in ratio_list + refit_list: check_ratio(r)
     if refit_solver not in SOLVERS: raise ValueError(f"refit_solver must be one of {SOLVERS}; got {refit_solver!r}")
+    if not isinstance(layer_windows, int) or not 0 <= layer_windows <= eval_windows: raise ValueError(f"layer_windows must be an integer in [0, eval_windows={eval_windows}]; got {layer_windows!r}")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     text, ood = prepare_texts(out / 'text')
     device = default_device(device)
@@ -309,6 +311,7 @@ def lrnb_rank_bench(out:str='bench_out/ranks',     # folder for the texts and re
                 rows.append(dict(rule=rule, weighting=weighting if rule != 'uniform' else '-', refit=refit, solver=solver, ratio=ratio, parameters=rep.params_after,
                                  error_sum=allocation_errors(prof, ranks, 'sensitivity').sum().item(),
                                  compress_s=rep.seconds + (0 if refit else sum(prof.seconds.values())), **ppl(m)))
+                if layer_windows: rows[-1].update(ranks=ranks, layer_errors=layer_output_errors(model, m, held['ppl_in'][:layer_windows], device=device, progress=False))
                 del m
                 (out / 'results.json').write_text(json.dumps(rows, indent=1))
                 (out / 'results.md').write_text(rank_table(rows) + '\n')
