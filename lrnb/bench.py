@@ -7,10 +7,13 @@ from __future__ import annotations
 import json, re, subprocess, sys, time
 from pathlib import Path
 from fastcore.script import call_parse, store_true
-from .evaluate import markdown_table, perplexity_cell
+from .models import load_model
+from .data import load_texts, token_windows
+from .evaluate import evaluate, markdown_table, perplexity_cell
 
 # %% auto #0
-__all__ = ['rst_prose', 'fortune_paragraphs', 'prepare_texts', 'benchmark_rows', 'bench_table', 'lrnb_bench']
+__all__ = ['rst_prose', 'fortune_paragraphs', 'prepare_texts', 'bench_windows', 'held_perplexities', 'benchmark_rows',
+           'bench_table', 'lrnb_bench']
 
 # %% ../nbs/09_results.ipynb #717512ce
 def rst_prose(text:str)->list[str]:
@@ -56,6 +59,24 @@ def prepare_texts(out_dir:str|Path,
     (out_dir / 'python-docs.txt').write_text('\n\n'.join(p.replace('\n\n', '\n') for p in py))
     (out_dir / 'fortunes.txt').write_text('\n\n'.join(re.sub(r"\n\s*\n", "\n", p) for p in fo))
     return out_dir / 'python-docs.txt', out_dir / 'fortunes.txt'
+
+def bench_windows(out_dir:str|Path,  # folder for the prepared texts
+                  n_windows:int=64,   # calibration windows
+                  eval_windows:int=40,# evaluation windows of each domain
+                  seq_len:int=512,    # tokens per window
+                  device=None,        # None: cuda if available, else cpu
+                 )->tuple:
+    "SmolLM2 and the benchmarks' windows: calibration from the Python docs' first half; evaluation {'ppl_in': their second half, 'ppl_out': Debian's fortunes}."
+    text, ood = prepare_texts(out_dir)
+    model, tok = load_model(device=device)
+    calib = token_windows(tok, load_texts(str(text), 'calibration'), seq_len, n_windows)
+    held = {'ppl_in': token_windows(tok, load_texts(str(text), 'evaluation'), seq_len, eval_windows),
+            'ppl_out': token_windows(tok, load_texts(str(ood), 'all'), seq_len, eval_windows)}
+    return model, calib, held
+
+def held_perplexities(model, held:dict, device=None)->dict[str, float]:
+    "Perplexity of `model` on each of `bench_windows`' evaluation sets, by key."
+    return {key: evaluate(model, w, device=device, progress=False).perplexity for key, w in held.items()}
 
 # %% ../nbs/09_results.ipynb #423b0939
 def _run_json(cmd:list[str])->dict:

@@ -19,6 +19,7 @@ from .stats import check_windows
 from .decompose import Decomposition
 from .compress import SOLVERS, compress, original_decompositions, statistics_needed
 from .evaluate import evaluate, layer_output_errors, markdown_table, perplexity_cell
+from .bench import bench_windows, held_perplexities
 
 log = logging.getLogger(__name__)
 
@@ -284,20 +285,14 @@ def lrnb_rank_bench(out:str='bench_out/ranks',     # folder for the texts and re
                     device:str=None,                # default: cuda if available
                    ):
     "Perplexity in and out of domain of SmolLM2 compressed with each rank rule at each ratio; writes out/results.md and .json."
-    from lrnb.bench import prepare_texts   # here: lrnb.bench imports the command line, which imports this module
     specs, refit_specs = [_bench_rule(s) for s in rules.split()], [_bench_rule(s) for s in refit_rules.split()]
     ratio_list, refit_list = [float(r) for r in ratios.split()], [float(r) for r in refit_ratios.split()]
     for r in ratio_list + refit_list: check_ratio(r)
     if refit_solver not in SOLVERS: raise ValueError(f"refit_solver must be one of {SOLVERS}; got {refit_solver!r}")
     if not isinstance(layer_windows, int) or not 0 <= layer_windows <= eval_windows: raise ValueError(f"layer_windows must be an integer in [0, eval_windows={eval_windows}]; got {layer_windows!r}")
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    text, ood = prepare_texts(out / 'text')
-    device = default_device(device)
-    model, tok = load_model(device=device)
-    calib = token_windows(tok, load_texts(str(text), 'calibration'), seq_len, n_windows)
-    held = {'ppl_in': token_windows(tok, load_texts(str(text), 'evaluation'), seq_len, eval_windows),
-            'ppl_out': token_windows(tok, load_texts(str(ood), 'all'), seq_len, eval_windows)}
-    ppl = lambda m: {k: evaluate(m, w, device=device, progress=False).perplexity for k, w in held.items()}
+    out, device = Path(out), default_device(device)
+    model, calib, held = bench_windows(out / 'text', n_windows, eval_windows, seq_len, device)
+    ppl = lambda m: held_perplexities(m, held, device)
     rows = [dict(rule='original', weighting='-', refit=False, ratio=0.0, parameters=parameter_count(model), error_sum=0.0, compress_s=0.0, **ppl(model))]
     prof = profile(model, calib, sensitivity_windows=sensitivity_windows, device=device)
     log.info("profile: %s", prof.seconds)

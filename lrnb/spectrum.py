@@ -21,6 +21,7 @@ from .decompose import Decomposition
 from .compress import CompressionReport, check_ranks, compress, original_decompositions, uniform_ranks
 from .pareto import RULES, profile, rank_allocation
 from .evaluate import evaluate, markdown_table, perplexity_cell
+from .bench import bench_windows, held_perplexities
 
 log = logging.getLogger(__name__)
 
@@ -265,21 +266,15 @@ def lrnb_spectrum_bench(out:str='bench_out/spectrum',   # folder for the texts a
                         device:str=None,                 # default: cuda if available
                        ):
     "Perplexity in and out of domain of SmolLM2: whitened SVD and spectrum learning from each starting allocation; writes out/results.md and .json."
-    from lrnb.bench import prepare_texts   # here: lrnb.bench imports the command line, which imports this module
     ratio_list, start_list = [float(r) for r in ratios.split()], starts.split()
     if not ratio_list: raise ValueError("ratios must name at least one ratio; got ''")
     for r in ratio_list: check_ratio(r)
     for s in start_list:
         if s not in RULES: raise ValueError(f"starts must be among {RULES}; got {s!r}")
     check_training(steps, lr, batch_size)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    text, ood = prepare_texts(out / 'text')
-    device = default_device(device)
-    model, tok = load_model(device=device)
-    calib = token_windows(tok, load_texts(str(text), 'calibration'), seq_len, n_windows)
-    held = {'ppl_in': token_windows(tok, load_texts(str(text), 'evaluation'), seq_len, eval_windows),
-            'ppl_out': token_windows(tok, load_texts(str(ood), 'all'), seq_len, eval_windows)}
-    ppl = lambda m: {k: evaluate(m, w, device=device, progress=False).perplexity for k, w in held.items()}
+    out, device = Path(out), default_device(device)
+    model, calib, held = bench_windows(out / 'text', n_windows, eval_windows, seq_len, device)
+    ppl = lambda m: held_perplexities(m, held, device)
     rows = [dict(start='original', method='-', ratio=0.0, parameters=parameter_count(model), compress_s=0.0, training_mib=0.0, **ppl(model))]
     prof = profile(model, calib, sensitivity_windows=sensitivity_windows, keep_decompositions=False, device=device) if set(start_list) - {'uniform'} else None
     def record(row):
