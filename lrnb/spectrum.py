@@ -116,6 +116,7 @@ class SpectrumReport(CompressionReport):
     "What `learn_spectrum` did, beyond a CompressionReport: the training's history and the final scores."
     budget: int = 0                               # weight parameters allowed in the compressible linears
     history: list[dict] = field(default_factory=list)  # per step: stage, kl, soft_params, multiplier, sparsity
+    snapshots: dict[str, dict[str, Tensor]] = field(default_factory=dict)  # scores at the start and at the end of each stage
     scores: dict[str, Tensor] = field(default_factory=dict)  # name -> learned scores (before pruning)
     kept: dict[str, Tensor] = field(default_factory=dict)    # name -> indices of the components kept
     teacher_mib: float = 0.0                      # the stored teacher log-probabilities
@@ -192,8 +193,9 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
         log_lam = math.log(budget_weight)
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
         bar = tqdm(total=3 * steps, desc='spectrum', disable=not progress)
-        step = 0
-        for stage, stage_name in enumerate(STAGES):
+        current = lambda: {name: l.scores.detach().double().cpu() for name, l in scored.items()}
+        step, snapshots = 0, {'start': current()}
+        for stage_name in STAGES:
             for i in range(steps):
                 pick = order[[(step * batch_size + j) % len(train) for j in range(batch_size)]]
                 ids = train[pick].to(device)
@@ -220,11 +222,12 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
                 bar.update()
                 step += 1
             if stopped: break
+            snapshots[stage_name] = current()
         bar.close()
         if stopped and history:   # the step that failed never updated; the one before it may have: go back to its start
             with torch.no_grad():
                 for t, g0 in zip(thetas, good): t.copy_(g0)
-        scores = {name: l.scores.detach().double().cpu() for name, l in scored.items()}
+        scores = current()
         kept = pruned_components(scores, shapes, budget, min_rank)
         new = {name: folded_layer(scored[name], linears[name], kept[name].to(scored[name].left.device)) for name in scored}
     except BaseException:
@@ -237,7 +240,7 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
     model.config.lrnb = {'method': 'spectrum', 'ranks': factored, 'sequential': False, 'refit': False, 'solver': 'svd'}
     after = sum(kept_params(shapes[name], len(kept[name])) for name in shapes)
     report = SpectrumReport('spectrum', factored, params_before, parameter_count(model), full, after, int(windows.numel()),
-                            time.perf_counter() - start, seconds['statistics'], budget, history, scores, kept,
+                            time.perf_counter() - start, seconds['statistics'], budget, history, snapshots, scores, kept,
                             teacher.numel() * teacher.element_size() / 2**20, components_mib, stopped)
     log.info("learn_spectrum: %d -> %d parameters in %.1fs", report.params_before, report.params_after, report.seconds)
     return report
