@@ -13,12 +13,11 @@ from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .lowrank import (breakeven_rank, check_ratio, compressible_linears, dense_weight, factorised_params,
                           parameter_count, uniform_rank)
-from .models import default_device, load_model
-from .data import load_texts, token_windows
+from .models import default_device
 from .stats import check_windows
 from .decompose import Decomposition
 from .compress import SOLVERS, compress, original_decompositions, statistics_needed
-from .evaluate import evaluate, layer_output_errors, markdown_table, perplexity_cell
+from .evaluate import layer_output_errors, markdown_table, perplexity_cell
 from .bench import bench_windows, held_perplexities
 
 log = logging.getLogger(__name__)
