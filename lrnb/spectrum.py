@@ -19,7 +19,7 @@ from .stats import check_windows
 from .decompose import Decomposition
 from .compress import CompressionReport, check_ranks, compress, original_decompositions, uniform_ranks
 from .pareto import RULES, profile, rank_allocation
-from .evaluate import markdown_table, perplexity_cell
+from .evaluate import markdown_table, peak_memory_mb, perplexity_cell
 from .bench import bench_windows, held_perplexities
 
 log = logging.getLogger(__name__)
@@ -248,10 +248,11 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
 def spectrum_table(rows:list[dict])->str:
     "Markdown table of `lrnb_spectrum_bench` rows, perplexities with their ratio to the first (original) row's."
     base = rows[0]
-    return markdown_table(['start', 'method', 'ratio', 'parameters', 'perplexity in-domain', 'perplexity out of domain', 'compress s', 'training memory MiB'],
+    return markdown_table(['start', 'method', 'ratio', 'parameters', 'perplexity in-domain', 'perplexity out of domain', 'compress s', 'training memory MiB', 'process peak MiB'],
                           [[r['start'], r['method'], f"{r['ratio']:.0%}", f"{r['parameters']:,}",
                             *(perplexity_cell(r[k], None if r is base else base[k]) for k in ('ppl_in', 'ppl_out')),
-                            f"{r['compress_s']:.0f}", f"{r['training_mib']:,.0f}" if r['training_mib'] else '-'] for r in rows])
+                            f"{r['compress_s']:.0f}", f"{r['training_mib']:,.0f}" if r['training_mib'] else '-',
+                            f"{r['peak_mib']:,.0f}" if r.get('peak_mib') else '-'] for r in rows])
 
 @call_parse
 def lrnb_spectrum_bench(out:str='bench_out/spectrum',   # folder for the texts and results.md / results.json
@@ -280,7 +281,7 @@ def lrnb_spectrum_bench(out:str='bench_out/spectrum',   # folder for the texts a
     rows = [dict(start='original', method='-', ratio=0.0, parameters=parameter_count(model), compress_s=0.0, training_mib=0.0, **ppl(model))]
     prof = profile(model, calib, sensitivity_windows=sensitivity_windows, keep_decompositions=False, device=device) if set(start_list) - {'uniform'} else None
     def record(row):
-        rows.append(row)
+        rows.append(dict(row, peak_mib=peak_memory_mb(device)))   # the process's peak so far (it only grows)
         (out / 'results.json').write_text(json.dumps(rows, indent=1))
         (out / 'results.md').write_text(spectrum_table(rows) + '\n')
         print(spectrum_table(rows[:1] + rows[-1:]).splitlines()[-1], flush=True)
