@@ -94,11 +94,11 @@ def lrnb_compress(
         spectrum = method == 'spectrum'
         if ranks != 'uniform':
             prof = profile(net, calib, 'whitened' if spectrum else method, sensitivity_windows if weighting == 'sensitivity' else 0,
-                           keep_decompositions=not (sequential or refit or spectrum), alpha=alpha, batch_size=batch_size, device=device)
+                           keep_decompositions=not (sequential or refit), alpha=alpha, batch_size=batch_size, device=device)
             rank_dict = rank_allocation(prof, ranks, None if tolerance is not None else ratio, tolerance, weighting, min_rank)
         if spectrum:
-            report = learn_spectrum(net, calib, ratio, ranks=rank_dict or uniform_ranks(net, ratio), steps=steps, lr=lr,
-                                    batch_size=batch_size, min_rank=min_rank, device=device, seed=seed)
+            report = learn_spectrum(net, calib, ratio, ranks=rank_dict or uniform_ranks(net, ratio), steps=steps, lr=lr, batch_size=batch_size,
+                                    min_rank=min_rank, decompositions=prof and prof.decompositions, device=device, seed=seed)
         else:
             report = compress(net, calib, method=method, ratio=ratio, ranks=rank_dict, alpha=alpha, sequential=sequential, refit=refit, solver=solver,
                               decompositions=prof and prof.decompositions, batch_size=batch_size, device=device)

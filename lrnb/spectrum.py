@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .lowrank import (LowRankLinear, breakeven_rank, check_ratio, compressible_linears, dense_weight, factorise,
-                          parameter_count, set_module)
+                          factorised_params, parameter_count, set_module)
 from .models import default_device
 from .stats import check_windows
 from .decompose import Decomposition
@@ -68,7 +68,7 @@ def soft_params(layers:dict[str, ScoredLinear])->Tensor:
 def kept_params(shape:tuple[int, int], k:int)->int:
     "Weight parameters of an m×n matrix keeping k components: factors below break-even, else dense."
     m, n = shape
-    return k * (m + n) if k <= breakeven_rank(m, n) else m * n
+    return factorised_params(m, n, k if k <= breakeven_rank(m, n) else None)
 
 def pruned_components(scores:dict[str, Tensor],          # name -> scores of its components
                       shapes:dict[str, tuple[int, int]], # name -> (m, n)
@@ -155,6 +155,7 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
                    sparsity_weight:float=1.0,   # μ: final weight of the 0/1 term
                    min_rank:int=1,              # fewest components any matrix keeps
                    method:str='whitened',       # decomposition of the components: 'whitened', 'asvd' or 'svd'
+                   decompositions:dict[str, Decomposition]|None=None, # precomputed per layer (e.g. a profile's), instead of `method`'s from `windows`
                    device=None,                 # None: cuda if available, else cpu
                    seed:int=0,                  # batch order
                    progress:bool=True,          # tqdm bars
@@ -167,6 +168,9 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
         raise ValueError(f"train_windows must be an integer in [1, {len(windows)}] (the calibration windows) or None; got {train_windows!r}")
     train = windows[:train_windows]
     if ranks is not None: check_ranks(model, ranks)
+    if decompositions is not None:
+        missing = [n for n in compressible_linears(model) if n not in decompositions]
+        if missing: raise ValueError(f"decompositions lack {len(missing)} compressible layers, e.g. {missing[0]!r}")
     start, device = time.perf_counter(), default_device(device)
     model.to(device)
     linears = compressible_linears(model)
@@ -177,8 +181,10 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
     seconds = {'statistics': 0.0, 'decompose': 0.0}
     teacher = teacher_log_probs(model, train, batch_size, device)
     scored = {}
-    for name, d in original_decompositions(model, windows, list(linears), method, batch_size=batch_size, device=device,
-                                           progress=progress, seconds=seconds):
+    source = decompositions.items() if decompositions is not None else \
+        original_decompositions(model, windows, list(linears), method, batch_size=batch_size, device=device, progress=progress, seconds=seconds)
+    for name, d in source:
+        if name not in linears: continue
         k = None if ranks is None else ranks.get(name)
         scored[name] = ScoredLinear(d, linears[name].bias, initial_scores(len(d.sigma), k))
     components_mib = sum((l.left.numel() + l.right.numel()) * l.left.element_size() for l in scored.values()) / 2**20
@@ -279,7 +285,8 @@ def lrnb_spectrum_bench(out:str='bench_out/spectrum',   # folder for the texts a
     model, calib, held = bench_windows(out / 'text', n_windows, eval_windows, seq_len, device)
     ppl = lambda m: held_perplexities(m, held, device)
     rows = [dict(start='original', method='-', ratio=0.0, parameters=parameter_count(model), compress_s=0.0, training_mib=0.0, **ppl(model))]
-    prof = profile(model, calib, sensitivity_windows=sensitivity_windows, keep_decompositions=False, device=device) if set(start_list) - {'uniform'} else None
+    prof = profile(model, calib, sensitivity_windows=sensitivity_windows if set(start_list) - {'uniform'} else 0, device=device)
+    profile_s = sum(prof.seconds.values())   # shared by every row: statistics and decompositions are computed once
     def record(row):
         rows.append(dict(row, peak_mib=peak_memory_mb(device)))   # the process's peak so far (it only grows)
         (out / 'results.json').write_text(json.dumps(rows, indent=1))
@@ -289,12 +296,12 @@ def lrnb_spectrum_bench(out:str='bench_out/spectrum',   # folder for the texts a
         for start in start_list:
             ranks = uniform_ranks(model, ratio) if start == 'uniform' else rank_allocation(prof, start, ratio)
             m = copy.deepcopy(model)
-            rep = compress(m, calib, ranks=ranks, device=device, progress=False)
-            record(dict(start=start, method='whitened', ratio=ratio, parameters=rep.params_after, compress_s=rep.seconds, training_mib=0.0, **ppl(m)))
+            rep = compress(m, calib, ranks=ranks, decompositions=prof.decompositions, device=device, progress=False)
+            record(dict(start=start, method='whitened', ratio=ratio, parameters=rep.params_after, compress_s=rep.seconds + profile_s, training_mib=0.0, **ppl(m)))
             m = copy.deepcopy(model)
             rep = learn_spectrum(m, calib, ratio, ranks=ranks, steps=steps, lr=lr, train_windows=min(train_windows, len(calib)),
-                                 batch_size=batch_size, device=device)
-            record(dict(start=start, method='spectrum', ratio=ratio, parameters=rep.params_after, compress_s=rep.seconds,
+                                 batch_size=batch_size, decompositions=prof.decompositions, device=device)
+            record(dict(start=start, method='spectrum', ratio=ratio, parameters=rep.params_after, compress_s=rep.seconds + profile_s,
                         training_mib=rep.teacher_mib + rep.components_mib, stopped=rep.stopped, **ppl(m)))
             del m
     print(spectrum_table(rows))
