@@ -13,6 +13,7 @@ from .data import load_texts, token_windows
 from .lowrank import check_ratio, parameter_count
 from .compress import METHODS, SOLVERS, compress, uniform_ranks
 from .spectrum import check_training, learn_spectrum
+from .distill import Distill
 from .pareto import RULES, WEIGHTINGS, check_tolerance, profile, rank_allocation
 from .evaluate import evaluate, peak_memory_mb
 from .save import save_pretrained
@@ -65,6 +66,12 @@ def lrnb_compress(
     solver:str='svd',            # 'svd' or 'als' for whitened factors
     steps:int=30,                # spectrum: optimiser steps per stage (three stages)
     lr:float=0.05,               # spectrum: learning rate of the scores
+    refine:str=None,             # 'distill': train each layer's factors to reproduce the original outputs
+    distill_mode:str='student',  # distill: inputs to train on, 'teacher', 'student' or 'joint'
+    distill_steps:int=128,       # distill: AdamW steps per layer
+    distill_lr:float=1e-4,       # distill: learning rate
+    distill_tokens:int=512,      # distill: tokens per step
+    distill_matrices:str=None,   # distill: layer types to train, e.g. 'o_proj down_proj' (default: every compressed layer)
     dtype:str='float32',         # float32, bfloat16 or float16
     device:str=None,             # e.g. cpu, cuda, cuda:1 (default: cuda if available)
     seed:int=0,                  # calibration/evaluation window seed
@@ -76,10 +83,13 @@ def lrnb_compress(
     if tolerance is not None and ranks != 'pareto': raise SystemExit(f"error: --tolerance needs --ranks pareto; got --ranks {ranks}")
     if method == 'spectrum' and (tolerance is not None or sequential or refit or solver != 'svd'):
         raise SystemExit("error: --method spectrum learns its own budget from --ratio: it takes no --tolerance, --sequential, --refit or --solver")
+    if refine not in (None, 'distill'): raise SystemExit(f"error: --refine must be 'distill' or left out; got {refine!r}")
+    if refine and method == 'spectrum': raise SystemExit("error: --refine distill applies to --method svd, asvd or whitened; got --method spectrum")
     with user_errors():
         check_ratio(ratio); torch_dtype = parse_dtype(dtype)
         if tolerance is not None: check_tolerance(tolerance)
         if method == 'spectrum': check_training(steps, lr, batch_size)
+        distill = Distill(distill_mode, distill_steps, distill_lr, distill_tokens, matrices=distill_matrices and distill_matrices.split()) if refine else None
     if eval_windows < 0: raise SystemExit(f"error: --eval_windows must be >= 0; got {eval_windows}")
     logging.basicConfig(level=logging.WARNING)
     transformers.utils.logging.disable_progress_bar()  # lrnb's own bars show the long steps
@@ -101,16 +111,17 @@ def lrnb_compress(
                                     min_rank=min_rank, decompositions=prof and prof.decompositions, device=device, seed=seed)
         else:
             report = compress(net, calib, method=method, ratio=ratio, ranks=rank_dict, alpha=alpha, sequential=sequential, refit=refit, solver=solver,
-                              decompositions=prof and prof.decompositions, batch_size=batch_size, device=device)
+                              decompositions=prof and prof.decompositions, refine=distill, batch_size=batch_size, device=device)
         profile_seconds = sum(prof.seconds.values()) if prof else 0.0
         after = evaluate(net, held, batch_size, device) if held is not None else None
         folder = save_pretrained(net, tok, out)
     result = dict(model=model, method=method, ranks=ranks, ratio=ratio, tolerance=tolerance, weighting=weighting, sequential=sequential,
-                  refit=refit, solver=solver, device=str(device),
+                  refit=refit, solver=solver, refine=refine, distill=distill and vars(distill), device=str(device),
                   calibration_windows=len(calib), seq_len=seq_len, calibration_tokens=report.calibration_tokens,
                   params_before=report.params_before, params_after=report.params_after,
                   linear_ratio=report.linear_ratio, compress_seconds=report.seconds + profile_seconds, profile_seconds=profile_seconds,
                   statistics_seconds=report.statistics_seconds,
+                  distill_seconds=sum(d.seconds for d in report.distillation.values()),
                   perplexity_before=before and before.perplexity, perplexity_after=after and after.perplexity,
                   eval_tokens=after and after.tokens, tokens_per_second_before=before and before.tokens_per_second,
                   tokens_per_second_after=after and after.tokens_per_second, peak_memory_mb=peak_memory_mb(device),
@@ -118,7 +129,7 @@ def lrnb_compress(
     if json: print(jsonlib.dumps(result)); return
     ppl = lambda e: e.perplexity if e else '-'
     tps = lambda e: round(e.tokens_per_second) if e else '-'
-    print(f"lrnb: {model} with {method} ({ranks} ranks{', refit' if refit else ''}), {report.linear_ratio:.1%} of decoder-linear parameters removed; "
+    print(f"lrnb: {model} with {method} ({ranks} ranks{', refit' if refit else ''}{', distilled' if refine else ''}), {report.linear_ratio:.1%} of decoder-linear parameters removed; "
           f"calibration {len(calib)} x {seq_len} tokens of {text!r}"
           + (f"; evaluation {len(held)} x {seq_len} held-apart tokens of {eval_text or text!r}" if held is not None else ''))
     print(format_table([['original', report.params_before, ppl(before), tps(before), '-'],

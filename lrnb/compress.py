@@ -5,7 +5,7 @@
 # %% ../nbs/05_compress.ipynb #42539a0c
 from __future__ import annotations
 import copy, logging, time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
@@ -16,12 +16,13 @@ from .stats import (ActivationStats, block_inputs, block_outputs, block_statisti
                         masked_tokens)
 from .decompose import (Decomposition, als_decomposition, asvd_decomposition, projection_decomposition, refit_weight,
                             svd_decomposition, whitened_decomposition, whitening)
+from .distill import Distill, LayerDistillation, distill_layer
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'METHODS', 'SOLVERS', 'uniform_ranks', 'check_ranks', 'statistics_needed', 'decomposition', 'CompressionReport',
-           'sequential_statistics', 'original_decompositions', 'compress']
+__all__ = ['log', 'METHODS', 'SOLVERS', 'uniform_ranks', 'check_ranks', 'statistics_needed', 'refine_settings', 'decomposition',
+           'CompressionReport', 'GroupInputs', 'group_inputs', 'original_decompositions', 'compress']
 
 # %% ../nbs/05_compress.ipynb #ee789d65
 def uniform_ranks(model:nn.Module, ratio:float)->dict[str, int]:
@@ -48,6 +49,12 @@ def statistics_needed(method:str, solver:str='svd')->str|None:
     if solver not in SOLVERS: raise ValueError(f"solver must be one of {SOLVERS}; got {solver!r}")
     if solver == 'als' and method != 'whitened': raise ValueError(f"solver='als' needs method='whitened'; got method={method!r}")
     return {'svd': None, 'asvd': 'none', 'whitened': 'input' if solver == 'als' else 'cheapest'}[method]
+
+def refine_settings(refine:str|Distill|None)->Distill|None:
+    "The distillation settings `refine` asks for (None: no refinement); raises on anything else."
+    if refine is None or isinstance(refine, Distill): return refine
+    if refine == 'distill': return Distill()
+    raise ValueError(f"refine must be None, 'distill' or a Distill(...) of settings; got {refine!r}")
 
 def decomposition(W:Tensor,                  # m×n weight
                   stats:ActivationStats|None, # statistics of the layer's input (unused by 'svd')
@@ -88,6 +95,7 @@ class CompressionReport:
     calibration_tokens: int
     seconds: float             # wall time in all
     statistics_seconds: float  # of which: forward passes that collect statistics or produce the next block's inputs
+    distillation: dict[str, LayerDistillation] = field(default_factory=dict)  # per distilled layer (refine='distill')
 
     @property
     def linear_ratio(self)->float:
@@ -95,24 +103,39 @@ class CompressionReport:
         return 1 - self.linear_params_after / self.linear_params_before
 
 # %% ../nbs/05_compress.ipynb #91135400
-def sequential_statistics(work:nn.Module,       # the partly compressed block
-                          inputs:list,          # its inputs (from the compressed earlier blocks)
-                          name:str,             # a layer's name inside the block
-                          original:nn.Module|None=None, # the original block (for a refit), else None
-                          original_inputs:list|None=None, # its inputs in the original model
-                          gram:bool=True,       # collect X̃ᵀX̃ (False: mean |x̃| only)
-                         )->tuple[ActivationStats, Tensor|None]:
-    "Statistics of the layer's input in `work` and, with `original`, the cross sum Σ x xᵀ̃ (original rows, compressed columns)."
-    stats, cross = None, None
+@dataclass
+class GroupInputs:
+    "One input shared by a group of layers, read over every calibration batch, as `compress` needs it."
+    stats: ActivationStats|None     # statistics of the stream the factors are fitted on (None: not asked for)
+    cross: Tensor|None = None       # n×n Σ x x̃ᵀ (original rows, compressed columns), for a refit
+    compressed: Tensor|None = None  # N×n float32 tokens in the partly compressed model
+    original: Tensor|None = None    # N×n float32 tokens in the original model
+
+def group_inputs(work:nn.Module,        # the partly compressed block
+                 inputs:list,           # its inputs (from the compressed earlier blocks)
+                 name:str,              # a layer's name inside the block
+                 original:nn.Module|None=None, # the original block, else None
+                 original_inputs:list|None=None, # its inputs in the original model
+                 fit_on:str|None='compressed', # statistics of the 'compressed' or 'original' stream, or None
+                 gram:bool=True,        # statistics include XᵀX (False: mean |x| only)
+                 cross:bool=False,      # accumulate the cross sum (needs `original`)
+                 tokens:bool=False,     # keep the tokens of both streams (needs `original`)
+                )->GroupInputs:
+    "Statistics, cross sum and tokens of the input of layer `name`, in `work` and in `original`."
+    if (cross or tokens or fit_on == 'original') and original is None: raise ValueError("the original block is needed for cross, tokens or fit_on='original'")
+    res, xs, xos = GroupInputs(None), [], []
     theirs = layer_inputs(original, original_inputs, name) if original is not None else None
     for x, mask in layer_inputs(work, inputs, name):
-        if stats is None: stats = ActivationStats.zeros(x.shape[-1], x.device, gram)
-        stats.add(x, mask, name)
-        if theirs is not None:
-            xo, _ = next(theirs)
+        xo = next(theirs)[0] if theirs is not None else None
+        if fit_on is not None:
+            if res.stats is None: res.stats = ActivationStats.zeros(x.shape[-1], x.device, gram)
+            res.stats.add(x if fit_on == 'compressed' else xo, mask, name)
+        if cross:
             c = (masked_tokens(xo, mask).T @ masked_tokens(x, mask)).double()
-            cross = c if cross is None else cross + c
-    return stats, cross
+            res.cross = c if res.cross is None else res.cross + c
+        if tokens: xs.append(masked_tokens(x, mask)); xos.append(masked_tokens(xo, mask))
+    if tokens: res.compressed, res.original = torch.cat(xs), torch.cat(xos)
+    return res
 
 # %% ../nbs/05_compress.ipynb #50a0cb6c
 @torch.no_grad()
@@ -165,6 +188,7 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
              refit:bool=False,             # fit factors to the original outputs from the compressed inputs (implies sequential)
              solver:str='svd',             # 'svd' or 'als' (alternating least squares) for whitened factors
              decompositions:dict[str, Decomposition]|None=None, # precomputed per layer (not with sequential)
+             refine:str|Distill|None=None, # 'distill' (or `Distill` settings): train each layer's factors locally
              batch_size:int=8,             # calibration windows per forward pass
              attention_mask:Tensor|None=None, # (N, seq_len), 0 at padding
              device=None,                  # None: cuda if available, else cpu
@@ -174,6 +198,7 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
     grams = statistics_needed(method, solver)
     if refit and method != 'whitened': raise ValueError(f"refit=True needs method='whitened'; got method={method!r}")
     sequential = sequential or refit
+    distill = refine_settings(refine)
     if ranks is None: ranks = uniform_ranks(model, ratio)
     check_ranks(model, ranks)
     linears = compressible_linears(model)
@@ -183,6 +208,10 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
         missing = [n for n in keep if n not in decompositions]
         if missing: raise ValueError(f"decompositions lack {len(missing)} layers to compress, e.g. {missing[0]!r}")
         grams = None
+    if distill is not None and distill.matrices is not None:
+        unknown = [m for m in distill.matrices if not any(n.rsplit('.', 1)[-1] == m for n in keep)]
+        if unknown: raise ValueError(f"refine matrices name {unknown[0]!r}, which ends the name of no layer being compressed")
+    if distill is not None and windows is None: raise ValueError("windows (calibration token ids) are required for refine='distill'")
     if grams is not None:
         if windows is None: raise ValueError(f"windows (calibration token ids) are required for method={method!r}")
         check_windows(windows, model)
@@ -190,53 +219,64 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
     start, device = time.perf_counter(), default_device(device)
     model.to(device)
     params_before = parameter_count(model)
-    new, seconds = {}, {'statistics': 0.0, 'decompose': 0.0}
+    new, distilled, seconds = {}, {}, {'statistics': 0.0, 'decompose': 0.0, 'distill': 0.0}
     def factorised(name, d):
         t = time.perf_counter()
         layer = factorise(linears[name], *d.factors(keep[name]))
         seconds['decompose'] += time.perf_counter() - t
         return layer
     with torch.no_grad():
-        if decompositions is not None:
+        if distill is None and decompositions is not None:
             for name in keep: new[name] = factorised(name, decompositions[name])
-        elif not sequential or grams is None:   # plain SVD reads no inputs: sequential changes nothing
+        elif distill is None and (not sequential or grams is None):   # plain SVD reads no inputs: sequential changes nothing
             for name, d in original_decompositions(model, windows, list(keep), method, alpha, solver, keep, batch_size,
                                                    attention_mask, device, progress, seconds):
                 new[name] = factorised(name, d)
-        else:
+        else:   # walk the blocks, carrying the compressed model's inputs and, for a refit or distillation, the original's
+            fit_on = None if decompositions is not None or grams is None else 'compressed' if sequential else 'original'
             prefix, blocks = decoder_layers(model)
             t = time.perf_counter()
             inputs = block_inputs(model, windows, attention_mask, batch_size, device)
-            original_inputs = inputs if refit else None
-            for i, block in enumerate(tqdm(blocks, desc=f"compress ({method}, {'refit' if refit else 'sequential'})", disable=not progress)):
+            original_inputs = inputs if refit or distill is not None else None
+            steps = ' + '.join(['refit' if refit else 'sequential' if sequential else 'original statistics'] + (['distill'] if distill else []))
+            for i, block in enumerate(tqdm(blocks, desc=f"compress ({method}, {steps})", disable=not progress)):
                 here = f"{prefix}.{i}"
                 work = copy.deepcopy(block)
                 for group in input_groups(block_statistics(block, inputs[:1], here, 'none')[0]):  # readers of one tensor
                     todo = [n for n in group if n in keep]
                     if not todo: continue
-                    stats, cross = sequential_statistics(work, inputs, group[0][len(here) + 1:], block if refit else None,
-                                                         original_inputs, grams != 'none')
+                    train = [n for n in todo if distill is not None and distill.trains(n)]
+                    read = GroupInputs(None) if fit_on is None and not (refit or train) else group_inputs(
+                        work, inputs, group[0][len(here) + 1:], block if original_inputs is not None else None, original_inputs,
+                        fit_on, grams != 'none', refit, bool(train))
                     cache = {}
                     for name in todo:
                         t0 = time.perf_counter()
-                        d = decomposition(dense_weight(linears[name]), stats, method, alpha, cache, name, solver, keep[name], cross)
+                        d = decompositions[name] if decompositions is not None else decomposition(
+                            dense_weight(linears[name]), read.stats, method, alpha, cache, name, solver, keep[name], read.cross)
                         seconds['decompose'] += time.perf_counter() - t0
                         new[name] = factorised(name, d)
+                        if name in train:
+                            t0 = time.perf_counter()
+                            distilled[name] = distill_layer(new[name], linears[name], read.original, read.compressed, distill,
+                                                            progress, name)
+                            seconds['distill'] += time.perf_counter() - t0
                         set_module(work, name[len(here) + 1:], new[name])
-                    del stats, cross, cache
+                    del read, cache
                 inputs = block_outputs(work, inputs)
-                if refit: original_inputs = block_outputs(block, original_inputs)
+                if original_inputs is not None: original_inputs = block_outputs(block, original_inputs)
                 del work
-            seconds['statistics'] += time.perf_counter() - t - seconds['decompose']
+            seconds['statistics'] += time.perf_counter() - t - seconds['decompose'] - seconds['distill']
     for name, layer in new.items(): set_module(model, name, layer)
     earlier = (getattr(model.config, 'lrnb', None) or {}).get('ranks', {})  # a model compressed before keeps those layers
-    model.config.lrnb = {'method': method, 'ranks': {**earlier, **keep}, 'sequential': sequential, 'refit': refit, 'solver': solver}
+    model.config.lrnb = {'method': method, 'ranks': {**earlier, **keep}, 'sequential': sequential, 'refit': refit, 'solver': solver,
+                         'distill': None if distill is None else asdict(distill)}
     before = sum(dense_weight(m).numel() for m in linears.values())
     after = sum(factorised_params(*dense_weight(m).shape, keep.get(n)) for n, m in linears.items())
-    used = windows is not None and (grams is not None or decompositions is not None)  # the profile behind `decompositions` read them
+    used = windows is not None and (grams is not None or decompositions is not None or distill is not None)  # the profile behind `decompositions` read them
     tokens = int(windows.numel() if attention_mask is None else attention_mask.sum()) if used else 0
     report = CompressionReport(method, keep, params_before, parameter_count(model), before, after, tokens,
-                               time.perf_counter() - start, seconds['statistics'])
+                               time.perf_counter() - start, seconds['statistics'], distilled)
     log.info("compressed %d linears with %s: %d -> %d parameters in %.1fs", len(keep), method,
              report.params_before, report.params_after, report.seconds)
     return report

@@ -245,8 +245,9 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
     model.config.lrnb = {'method': 'spectrum', 'ranks': factored, 'sequential': False, 'refit': False, 'solver': 'svd'}
     after = sum(kept_params(shapes[name], len(kept[name])) for name in shapes)
     report = SpectrumReport('spectrum', factored, params_before, parameter_count(model), full, after, int(windows.numel()),
-                            time.perf_counter() - start, seconds['statistics'], budget, history, snapshots, scores, kept,
-                            teacher.numel() * teacher.element_size() / 2**20, components_mib, stopped)
+                            time.perf_counter() - start, seconds['statistics'], budget=budget, history=history, snapshots=snapshots,
+                            scores=scores, kept=kept, teacher_mib=teacher.numel() * teacher.element_size() / 2**20,
+                            components_mib=components_mib, stopped=stopped)
     log.info("learn_spectrum: %d -> %d parameters in %.1fs", report.params_before, report.params_after, report.seconds)
     return report
 
