@@ -239,7 +239,8 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
             inputs = block_inputs(model, windows, attention_mask, batch_size, device)
             original_inputs = inputs if refit or distill is not None else None
             steps = ' + '.join(['refit' if refit else 'sequential' if sequential else 'original statistics'] + (['distill'] if distill else []))
-            for i, block in enumerate(tqdm(blocks, desc=f"compress ({method}, {steps})", disable=not progress)):
+            last = max((int(n[len(prefix) + 1:].split('.')[0]) for n in keep), default=-1)   # later blocks hold nothing to compress
+            for i, block in enumerate(tqdm(blocks[:last + 1], desc=f"compress ({method}, {steps})", disable=not progress)):
                 here = f"{prefix}.{i}"
                 work = copy.deepcopy(block)
                 for group in input_groups(block_statistics(block, inputs[:1], here, 'none')[0]):  # readers of one tensor
