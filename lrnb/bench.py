@@ -12,8 +12,8 @@ from .data import load_texts, token_windows
 from .evaluate import evaluate, markdown_table, perplexity_cell
 
 # %% auto #0
-__all__ = ['rst_prose', 'fortune_paragraphs', 'prepare_texts', 'bench_windows', 'held_perplexities', 'benchmark_rows',
-           'bench_table', 'lrnb_bench']
+__all__ = ['rst_prose', 'fortune_paragraphs', 'prepare_texts', 'bench_windows', 'held_perplexities', 'write_results',
+           'benchmark_rows', 'bench_table', 'lrnb_bench']
 
 # %% ../nbs/09_results.ipynb #717512ce
 def rst_prose(text:str)->list[str]:
@@ -77,6 +77,14 @@ def bench_windows(out_dir:str|Path,  # folder for the prepared texts
 def held_perplexities(model, held:dict, device=None)->dict[str, float]:
     "Perplexity of `model` on each of `bench_windows`' evaluation sets, by key."
     return {key: evaluate(model, w, device=device, progress=False).perplexity for key, w in held.items()}
+
+def write_results(rows:list[dict], out:Path, table)->None:
+    "Write a benchmark's `rows` so far to out/results.json (atomically) and, rendered by `table`, out/results.md; print the last row."
+    path = Path(out) / 'results.json'
+    tmp = path.with_suffix('.tmp')
+    tmp.write_text(json.dumps(rows, indent=1)); tmp.replace(path)
+    (Path(out) / 'results.md').write_text(table(rows) + '\n')
+    print(table(rows[:1] + rows[-1:]).splitlines()[-1], flush=True)
 
 # %% ../nbs/09_results.ipynb #423b0939
 def _run_json(cmd:list[str])->dict:

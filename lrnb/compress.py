@@ -124,6 +124,7 @@ def group_inputs(work:nn.Module,        # the partly compressed block
     "Statistics, cross sum and tokens of the input of layer `name`, in `work` and in `original`."
     if (cross or tokens or fit_on == 'original') and original is None: raise ValueError("the original block is needed for cross, tokens or fit_on='original'")
     res, xs, xos = GroupInputs(None), [], []
+    if fit_on is None and not (cross or tokens): return res   # nothing asked: no forward pass
     theirs = layer_inputs(original, original_inputs, name) if original is not None else None
     for x, mask in layer_inputs(work, inputs, name):
         xo = next(theirs)[0] if theirs is not None else None
@@ -247,9 +248,8 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
                     todo = [n for n in group if n in keep]
                     if not todo: continue
                     train = [n for n in todo if distill is not None and distill.trains(n)]
-                    read = GroupInputs(None) if fit_on is None and not (refit or train) else group_inputs(
-                        work, inputs, group[0][len(here) + 1:], block if original_inputs is not None else None, original_inputs,
-                        fit_on, grams != 'none', refit, bool(train))
+                    read = group_inputs(work, inputs, group[0][len(here) + 1:], block if original_inputs is not None else None,
+                                        original_inputs, fit_on, grams != 'none', refit, bool(train))
                     cache = {}
                     for name in todo:
                         t0 = time.perf_counter()

@@ -13,7 +13,7 @@ from .compress import compress, uniform_ranks
 from .distill import Distill
 from .pareto import RULES, profile, rank_allocation
 from .evaluate import markdown_table, peak_memory_mb, perplexity_cell
-from .bench import bench_windows, held_perplexities
+from .bench import bench_windows, held_perplexities, write_results
 
 # %% auto #0
 __all__ = ['CONFIGS', 'config_settings', 'distill_table', 'lrnb_distill_bench']
@@ -26,9 +26,9 @@ def config_settings(config:str,          # one of CONFIGS
                    )->dict:
     "The `compress` arguments of a benchmark configuration."
     if config not in CONFIGS: raise ValueError(f"configs must be among {CONFIGS}; got {config!r}")
-    start, _, mode = config.rpartition('+') if '+' in config else ('sequential', '', config)
-    if mode not in ('student', 'teacher', 'joint'): return {'whitened': {}, 'sequential': dict(sequential=True), 'refit': dict(refit=True)}[config]
-    return {'sequential' if start == 'sequential' else 'refit': True, 'refine': Distill(**{**vars(distill), 'mode': mode})}
+    if config in ('whitened', 'sequential', 'refit'): return {} if config == 'whitened' else {config: True}
+    start, mode = config.split('+') if '+' in config else ('sequential', config)   # the statistics the factors start from
+    return {start: True, 'refine': Distill(**{**vars(distill), 'mode': mode})}
 
 def distill_table(rows:list[dict])->str:
     "Markdown table of `lrnb_distill_bench` rows, perplexities with their ratio to the first (original) row's."
@@ -70,10 +70,7 @@ def lrnb_distill_bench(out:str='bench_out/distill',      # folder for the texts 
     key = lambda r: (r['rule'], r['config'], r['ratio'], r.get('steps'), r.get('lr'))
     def record(row):
         rows.append(dict(row, peak_mib=peak_memory_mb(device)))   # the process's peak so far (it only grows)
-        tmp = path.with_suffix('.tmp')
-        tmp.write_text(json.dumps(rows, indent=1)); tmp.replace(path)
-        (out / 'results.md').write_text(distill_table(rows) + '\n')
-        print(distill_table(rows[:1] + rows[-1:]).splitlines()[-1], flush=True)
+        write_results(rows, out, distill_table)
     if not rows: record(dict(rule='-', config='original', ratio=0.0, parameters=parameter_count(model), compress_s=0.0, distill_s=0.0,
                              layer_mib=0.0, calibration_tokens=0, **held_perplexities(model, held, device)))
     prof = None

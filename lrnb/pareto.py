@@ -18,7 +18,7 @@ from .stats import check_windows
 from .decompose import Decomposition
 from .compress import SOLVERS, compress, original_decompositions, statistics_needed
 from .evaluate import layer_output_errors, markdown_table, perplexity_cell
-from .bench import bench_windows, held_perplexities
+from .bench import bench_windows, held_perplexities, write_results
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,5 @@ def lrnb_rank_bench(out:str='bench_out/ranks',     # folder for the texts and re
                                  compress_s=rep.seconds + (0 if refit else sum(prof.seconds.values())), **ppl(m)))
                 if layer_windows: rows[-1].update(ranks=ranks, layer_errors=layer_output_errors(model, m, held['ppl_in'][:layer_windows], device=device, progress=False))
                 del m
-                (out / 'results.json').write_text(json.dumps(rows, indent=1))
-                (out / 'results.md').write_text(rank_table(rows) + '\n')
-                print(rank_table(rows[:1] + rows[-1:]).splitlines()[-1], flush=True)
+                write_results(rows, out, rank_table)
     print(rank_table(rows))

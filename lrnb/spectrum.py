@@ -20,7 +20,7 @@ from .decompose import Decomposition
 from .compress import CompressionReport, check_ranks, compress, original_decompositions, uniform_ranks
 from .pareto import RULES, profile, rank_allocation
 from .evaluate import markdown_table, peak_memory_mb, perplexity_cell
-from .bench import bench_windows, held_perplexities
+from .bench import bench_windows, held_perplexities, write_results
 
 log = logging.getLogger(__name__)
 
@@ -290,9 +290,7 @@ def lrnb_spectrum_bench(out:str='bench_out/spectrum',   # folder for the texts a
     profile_s = sum(prof.seconds.values())   # shared by every row: statistics and decompositions are computed once
     def record(row):
         rows.append(dict(row, peak_mib=peak_memory_mb(device)))   # the process's peak so far (it only grows)
-        (out / 'results.json').write_text(json.dumps(rows, indent=1))
-        (out / 'results.md').write_text(spectrum_table(rows) + '\n')
-        print(spectrum_table(rows[:1] + rows[-1:]).splitlines()[-1], flush=True)
+        write_results(rows, out, spectrum_table)
     for ratio in ratio_list:
         for start in start_list:
             ranks = uniform_ranks(model, ratio) if start == 'uniform' else rank_allocation(prof, start, ratio)
