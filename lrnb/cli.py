@@ -4,9 +4,10 @@
 
 # %% ../nbs/08_cli.ipynb #f0083754
 from __future__ import annotations
-import json as jsonlib, logging, time
+import json as jsonlib, logging, os, time
 from contextlib import contextmanager
 import torch, transformers
+import torch.distributed as dist
 from fastcore.script import call_parse, store_true
 from .models import DEFAULT_MODEL, load_model, default_device
 from .data import load_texts, token_windows
@@ -19,7 +20,7 @@ from .evaluate import evaluate, peak_memory_mb
 from .save import save_pretrained
 
 # %% auto #0
-__all__ = ['DTYPES', 'parse_dtype', 'user_errors', 'format_table', 'lrnb_compress', 'lrnb_eval']
+__all__ = ['DTYPES', 'parse_dtype', 'user_errors', 'join_torchrun', 'format_table', 'lrnb_compress', 'lrnb_eval']
 
 # %% ../nbs/08_cli.ipynb #5a807e98
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -34,6 +35,16 @@ def user_errors():
     "Turn lrnb's bad-input errors (ValueError, FileNotFoundError) into a one-line `error: ...` exit, no traceback."
     try: yield
     except (ValueError, FileNotFoundError) as e: raise SystemExit(f"error: {e}") from None
+
+def join_torchrun(device=None)->tuple[int, torch.device]:
+    "This process's rank and device; under torchrun (WORLD_SIZE > 1) it first joins the process group (NCCL on CUDA, else gloo), one GPU per process."
+    device = default_device(device)
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return 0, device
+    if device.type == 'cuda':
+        if device.index is None: device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized(): dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    return dist.get_rank(), device
 
 def format_table(rows:list[list], header:list[str])->str:
     "A plain-text table with right-aligned numbers."
@@ -93,7 +104,7 @@ def lrnb_compress(
     if eval_windows < 0: raise SystemExit(f"error: --eval_windows must be >= 0; got {eval_windows}")
     logging.basicConfig(level=logging.WARNING)
     transformers.utils.logging.disable_progress_bar()  # lrnb's own bars show the long steps
-    device = default_device(device)
+    rank, device = join_torchrun(device)   # under torchrun: calibration shared by the processes, the first one saves and reports
     t0 = time.perf_counter()
     with user_errors():
         net, tok = load_model(model, dtype=torch_dtype, device=device)
@@ -114,6 +125,7 @@ def lrnb_compress(
                               decompositions=prof and prof.decompositions, refine=distill, batch_size=batch_size, device=device)
         profile_seconds = sum(prof.seconds.values()) if prof else 0.0
         after = evaluate(net, held, batch_size, device) if held is not None else None
+        if rank: return
         folder = save_pretrained(net, tok, out)
     result = dict(model=model, method=method, ranks=ranks, ratio=ratio, tolerance=tolerance, weighting=weighting, sequential=sequential,
                   refit=refit, solver=solver, refine=refine, distill=distill and vars(distill), device=str(device),

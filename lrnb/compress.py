@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 from .lowrank import (breakeven_rank, check_ratio, compressible_linears, decoder_layers, dense_weight, factorise,
                           factorised_params, parameter_count, set_module, uniform_rank)
 from .models import default_device
-from .stats import (ActivationStats, block_inputs, block_outputs, block_statistics, check_windows, input_groups, layer_inputs,
-                        masked_tokens)
+from .stats import (ActivationStats, all_reduce_sum, block_inputs, block_outputs, block_statistics, check_windows, input_groups,
+                        layer_inputs, masked_tokens, world)
 from .decompose import (Decomposition, als_decomposition, asvd_decomposition, projection_decomposition, refit_weight,
                             svd_decomposition, whitened_decomposition, whitening)
 from .distill import Distill, LayerDistillation, distill_layer
@@ -136,6 +136,8 @@ def group_inputs(work:nn.Module,        # the partly compressed block
             res.cross = c if res.cross is None else res.cross + c
         if tokens: xs.append(masked_tokens(x, mask)); xos.append(masked_tokens(xo, mask))
     if tokens: res.compressed, res.original = torch.cat(xs), torch.cat(xos)
+    if res.stats is not None: res.stats.all_reduce()   # several processes: every window's sums
+    if res.cross is not None: all_reduce_sum(res.cross)
     return res
 
 # %% ../nbs/05_compress.ipynb #50a0cb6c
@@ -213,6 +215,7 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
         unknown = [m for m in distill.matrices if not any(n.rsplit('.', 1)[-1] == m for n in keep)]
         if unknown: raise ValueError(f"refine matrices name {unknown[0]!r}, which ends the name of no layer being compressed")
     if distill is not None and windows is None: raise ValueError("windows (calibration token ids) are required for refine='distill'")
+    if distill is not None and world()[1] > 1: raise ValueError(f"refine='distill' trains each layer on one process's tokens: run it in a single process, not under torch.distributed ({world()[1]} processes)")
     if grams is not None:
         if windows is None: raise ValueError(f"windows (calibration token ids) are required for method={method!r}")
         check_windows(windows, model)

@@ -16,7 +16,7 @@ from .evaluate import markdown_table, peak_memory_mb, perplexity_cell
 from .bench import bench_windows, held_perplexities, write_results
 
 # %% auto #0
-__all__ = ['CONFIGS', 'config_settings', 'distill_table', 'lrnb_distill_bench']
+__all__ = ['CONFIGS', 'config_settings', 'distill_cell', 'distill_table', 'lrnb_distill_bench']
 
 # %% ../nbs/13_distill_bench.ipynb #2372b83d
 CONFIGS = ('whitened', 'sequential', 'refit', 'student', 'teacher', 'joint', 'refit+student')
@@ -30,12 +30,17 @@ def config_settings(config:str,          # one of CONFIGS
     start, mode = config.split('+') if '+' in config else ('sequential', config)   # the statistics the factors start from
     return {start: True, 'refine': Distill(**{**vars(distill), 'mode': mode})}
 
+def distill_cell(row:dict)->str:
+    "A row's distillation setting: steps @ learning rate, and the matrices trained when not all."
+    if row.get('steps') is None: return '-'
+    return f"{row['steps']} @ {row['lr']:g}" + (f" ({row['matrices']})" if row.get('matrices') else '')
+
 def distill_table(rows:list[dict])->str:
     "Markdown table of `lrnb_distill_bench` rows, perplexities with their ratio to the first (original) row's."
     base = rows[0]
-    return markdown_table(['ranks', 'configuration', 'ratio', 'parameters', 'perplexity in-domain', 'perplexity out of domain',
+    return markdown_table(['ranks', 'configuration', 'steps @ lr', 'ratio', 'parameters', 'perplexity in-domain', 'perplexity out of domain',
                            'compress s', 'of which distilling s', 'largest layer MiB', 'process peak MiB'],
-                          [[r['rule'], r['config'], f"{r['ratio']:.0%}", f"{r['parameters']:,}",
+                          [[r['rule'], r['config'], distill_cell(r), f"{r['ratio']:.0%}", f"{r['parameters']:,}",
                             *(perplexity_cell(r[k], None if r is base else base[k]) for k in ('ppl_in', 'ppl_out')),
                             f"{r['compress_s']:.0f}", f"{r['distill_s']:.0f}" if r['distill_s'] else '-',
                             f"{r['layer_mib']:,.0f}" if r['layer_mib'] else '-', f"{r['peak_mib']:,.0f}"] for r in rows])
@@ -49,6 +54,7 @@ def lrnb_distill_bench(out:str='bench_out/distill',      # folder for the texts 
                        steps:int=128,                     # distillation: AdamW steps per layer
                        lr:float=1e-4,                     # distillation: learning rate
                        batch_tokens:int=512,              # distillation: tokens per step
+                       matrices:str=None,                 # distillation: layer-name endings to train, e.g. 'o_proj down_proj' (default: all)
                        n_windows:int=64,                  # calibration windows
                        seq_len:int=512,                   # tokens per window
                        eval_windows:int=40,               # evaluation windows (each domain)
@@ -61,13 +67,13 @@ def lrnb_distill_bench(out:str='bench_out/distill',      # folder for the texts 
     for r in ratio_list: check_ratio(r)
     for r in rule_list:
         if r not in RULES: raise ValueError(f"rules must be among {RULES}; got {r!r}")
-    distill = Distill(steps=steps, lr=lr, batch_tokens=batch_tokens)
+    distill = Distill(steps=steps, lr=lr, batch_tokens=batch_tokens, matrices=None if matrices is None else matrices.split())
     for c in config_list: config_settings(c, distill)
     out, device = Path(out), default_device(device)
     model, calib, held = bench_windows(out / 'text', n_windows, eval_windows, seq_len, device)
     path = out / 'results.json'
     rows = json.loads(path.read_text()) if path.exists() else []
-    key = lambda r: (r['rule'], r['config'], r['ratio'], r.get('steps'), r.get('lr'))
+    key = lambda r: (r['rule'], r['config'], r['ratio'], r.get('steps'), r.get('lr'), r.get('matrices'))
     def record(row):
         rows.append(dict(row, peak_mib=peak_memory_mb(device)))   # the process's peak so far (it only grows)
         write_results(rows, out, distill_table)
@@ -78,7 +84,7 @@ def lrnb_distill_bench(out:str='bench_out/distill',      # folder for the texts 
         for ratio in ratio_list:
             for config in config_list:
                 kw = config_settings(config, distill)
-                row = dict(rule=rule, config=config, ratio=ratio, steps=steps if 'refine' in kw else None, lr=lr if 'refine' in kw else None)
+                row = dict(rule=rule, config=config, ratio=ratio, **({'steps': steps, 'lr': lr, 'matrices': matrices} if 'refine' in kw else {}))
                 if any(key(r) == key(row) for r in rows): continue
                 if rule != 'uniform' and prof is None:
                     prof = profile(model, calib, sensitivity_windows=sensitivity_windows, keep_decompositions=False, device=device)

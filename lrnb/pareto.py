@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .lowrank import (breakeven_rank, check_ratio, compressible_linears, dense_weight, factorised_params,
                           parameter_count, uniform_rank)
 from .models import default_device
-from .stats import check_windows
+from .stats import all_reduce_sum, check_windows, local_windows
 from .decompose import Decomposition
 from .compress import SOLVERS, compress, original_decompositions, statistics_needed
 from .evaluate import layer_output_errors, markdown_table, perplexity_cell
@@ -37,6 +37,7 @@ def layer_sensitivity(model:nn.Module,          # a causal LM
                      )->dict[str, float]:
     "s_l = mean over tokens of ‖∂loss_t/∂y_l‖² / m_l for every compressible linear l: its loss per unit of squared output error."
     check_windows(windows, model)
+    windows, attention_mask = local_windows(windows, attention_mask)   # this process's share under torch.distributed
     device = default_device(device)
     model.to(device)
     linears = compressible_linears(model)
@@ -62,6 +63,8 @@ def layer_sensitivity(model:nn.Module,          # a causal LM
     finally:
         for h in handles: h.remove()
         for p, r in frozen.items(): p.requires_grad_(r)
+    totals = all_reduce_sum(torch.tensor([sums[name] for name in linears] + [tokens], dtype=torch.float64, device=device)).tolist()
+    sums, tokens = dict(zip(linears, totals)), totals[-1]   # several processes: every window's sums
     return {name: sums[name] / max(tokens, 1) / dense_weight(mod).shape[0] for name, mod in linears.items()}
 
 # %% ../nbs/10_pareto.ipynb #0b5c64d3

@@ -6,15 +6,34 @@
 from __future__ import annotations
 from dataclasses import dataclass, field
 import torch
+import torch.distributed as dist
 from torch import nn, Tensor
 from .lowrank import LINEAR_TYPES, decoder_layers, dense_weight
 from .models import default_device
 
 # %% auto #0
-__all__ = ['GRAMS', 'masked_tokens', 'ActivationStats', 'BlockInput', 'block_inputs', 'check_windows', 'block_outputs',
-           'block_statistics', 'input_groups', 'layer_inputs']
+__all__ = ['GRAMS', 'world', 'local_windows', 'all_reduce_sum', 'masked_tokens', 'ActivationStats', 'BlockInput', 'block_inputs',
+           'check_windows', 'block_outputs', 'block_statistics', 'input_groups', 'layer_inputs']
 
 # %% ../nbs/03_covariance.ipynb #99cf51dc
+def world()->tuple[int, int]:
+    "This process's rank and the number of processes in torch.distributed's default group; (0, 1) without one."
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+def local_windows(windows:Tensor, attention_mask:Tensor|None=None)->tuple[Tensor, Tensor|None]:
+    "This process's share of the calibration windows (and mask): every world-th one from its rank; all of them in one process."
+    rank, size = world()
+    if size == 1: return windows, attention_mask
+    if len(windows) < size: raise ValueError(f"windows: {len(windows)} calibration windows cannot be shared by {size} processes; give at least {size}")
+    return windows[rank::size], None if attention_mask is None else attention_mask[rank::size]
+
+def all_reduce_sum(t:Tensor)->Tensor:
+    "`t` summed over every process, in place (unchanged in a single process)."
+    if world()[1] > 1: dist.all_reduce(t)
+    return t
+
+# %% ../nbs/03_covariance.ipynb #0cb2653c
 def masked_tokens(x:Tensor, mask:Tensor|None)->Tensor:
     "Rows of `x` (…, d) as float32 tokens (N, d), those whose `mask` (…) is false left out."
     x = x.reshape(-1, x.shape[-1])
@@ -49,6 +68,15 @@ class ActivationStats:
         g = (y.T @ y).double()
         self.output_grams[name] = self.output_grams[name] + g if name in self.output_grams else g
 
+    def all_reduce(self)->ActivationStats:
+        "Sum these statistics over every process (each added its own windows); returns self."
+        if world()[1] == 1: return self
+        count = all_reduce_sum(torch.tensor([float(self.count)], dtype=torch.float64, device=self.abs_sum.device))
+        for t in [self.xtx, self.abs_sum] + [self.output_grams[k] for k in sorted(self.output_grams)]:
+            if t is not None: all_reduce_sum(t)
+        self.count = int(count.item())
+        return self
+
     @property
     def mean_abs(self)->Tensor: return self.abs_sum / max(self.count, 1)
 
@@ -76,8 +104,9 @@ def block_inputs(model:nn.Module,              # a causal LM
                  batch_size:int=8,
                  device=None,                  # None: cuda if available, else cpu
                 )->list[BlockInput]:
-    "Inputs of the model's first transformer block for every batch of `windows`."
+    "Inputs of the model's first transformer block for every batch of `windows` (of this process's share, under torch.distributed)."
     check_windows(windows, model)
+    windows, attention_mask = local_windows(windows, attention_mask)
     device = default_device(device)
     mask = torch.ones_like(windows, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
     first = decoder_layers(model)[1][0]
@@ -156,6 +185,7 @@ def block_statistics(block:nn.Module,          # one transformer block
     finally:
         for h in handles: h.remove()
     if first_batch: settle()
+    for group in input_groups(stats): stats[group[0]].all_reduce()   # several processes: every window's sums
     return stats, outputs
 
 def input_groups(stats:dict[str, ActivationStats])->list[list[str]]:
