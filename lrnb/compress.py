@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'METHODS', 'SOLVERS', 'uniform_ranks', 'check_ranks', 'statistics_needed', 'refine_settings', 'decomposition',
-           'CompressionReport', 'GroupInputs', 'group_inputs', 'original_decompositions', 'compress']
+           'CompressionReport', 'GroupInputs', 'group_inputs', 'original_decompositions', 'CompressionPlan',
+           'plan_compression', 'compressed_layers', 'compress']
 
 # %% ../nbs/05_compress.ipynb #ee789d65
 def uniform_ranks(model:nn.Module, ratio:float)->dict[str, int]:
@@ -181,6 +182,124 @@ def original_decompositions(model:nn.Module,          # a causal LM (left unchan
         if not remaining: return   # later blocks hold nothing to decompose
 
 # %% ../nbs/05_compress.ipynb #782e1724
+@dataclass
+class CompressionPlan:
+    "The checked settings of one compression: which layers get which rank, and how their factors are found."
+    method: str                   # one of METHODS
+    keep: dict[str, int]          # layers to compress and their ranks (only ranks that save parameters)
+    alpha: float = 0.5            # ASVD exponent
+    sequential: bool = False      # statistics from the already-compressed earlier layers
+    refit: bool = False           # fit factors to the original outputs (implies sequential)
+    solver: str = 'svd'           # 'svd' or 'als'
+    decompositions: dict[str, Decomposition]|None = None  # precomputed per layer
+    distill: Distill|None = None  # local distillation settings, if any
+
+    @property
+    def grams(self)->str|None:
+        "The statistics the decompositions need (None: no forward pass for them)."
+        return None if self.decompositions is not None else statistics_needed(self.method, self.solver)
+
+    def record(self, model:nn.Module, ranks:dict[str, int]|None=None):
+        "Write the settings and the ranks of the layers done (default: all of `keep`) into `model.config.lrnb`."
+        earlier = (getattr(model.config, 'lrnb', None) or {}).get('ranks', {})  # a model compressed before keeps those layers
+        model.config.lrnb = {'method': self.method, 'ranks': {**earlier, **(self.keep if ranks is None else ranks)}, 'sequential': self.sequential,
+                             'refit': self.refit, 'solver': self.solver, 'distill': None if self.distill is None else asdict(self.distill)}
+
+def plan_compression(model:nn.Module, windows:Tensor|None=None, method:str='whitened', ratio:float=0.2, ranks:dict[str, int]|None=None,
+                     alpha:float=0.5, sequential:bool=False, refit:bool=False, solver:str='svd',
+                     decompositions:dict[str, Decomposition]|None=None, refine:str|Distill|None=None, batch_size:int=8,
+                    )->CompressionPlan:
+    "Check `compress`'s settings (see there) against the model and the windows, before any work; the plan they make."
+    statistics_needed(method, solver)   # raises on an unknown method or solver
+    if refit and method != 'whitened': raise ValueError(f"refit=True needs method='whitened'; got method={method!r}")
+    sequential = sequential or refit
+    distill = refine_settings(refine)
+    if ranks is None: ranks = uniform_ranks(model, ratio)
+    check_ranks(model, ranks)
+    linears = compressible_linears(model)
+    keep = {name: k for name, k in ranks.items() if k <= breakeven_rank(*dense_weight(linears[name]).shape)}
+    if decompositions is not None:
+        if sequential: raise ValueError("decompositions describe the original model; they cannot be used with sequential=True or refit=True")
+        missing = [n for n in keep if n not in decompositions]
+        if missing: raise ValueError(f"decompositions lack {len(missing)} layers to compress, e.g. {missing[0]!r}")
+    if distill is not None and distill.matrices is not None:
+        unknown = [m for m in distill.matrices if not any(n.rsplit('.', 1)[-1] == m for n in keep)]
+        if unknown: raise ValueError(f"refine matrices name {unknown[0]!r}, which ends the name of no layer being compressed")
+    if distill is not None and windows is None: raise ValueError("windows (calibration token ids) are required for refine='distill'")
+    if distill is not None and world()[1] > 1: raise ValueError(f"refine='distill' trains each layer on one process's tokens: run it in a single process, not under torch.distributed ({world()[1]} processes)")
+    plan = CompressionPlan(method, keep, alpha, sequential, refit, solver, decompositions, distill)
+    if plan.grams is not None or distill is not None:
+        if windows is None: raise ValueError(f"windows (calibration token ids) are required for method={method!r}")
+        check_windows(windows, model)
+    if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    return plan
+
+@torch.no_grad()
+def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
+                      windows:Tensor|None,      # (N, seq_len) calibration token ids
+                      plan:CompressionPlan,     # from `plan_compression`
+                      batch_size:int=8, attention_mask:Tensor|None=None, device=None, progress:bool=True,
+                      seconds:dict|None=None,   # adds 'statistics', 'decompose' and 'distill' wall seconds here
+                      distilled:dict|None=None, # puts each distilled layer's `LayerDistillation` here
+                     ):
+    "Yield (name, Decomposition, low-rank layer) for every layer of the plan, in forward order, block by block."
+    seconds = {} if seconds is None else seconds
+    for key in ('statistics', 'decompose', 'distill'): seconds.setdefault(key, 0.0)
+    distilled = {} if distilled is None else distilled
+    linears, keep, distill, grams = compressible_linears(model), plan.keep, plan.distill, plan.grams
+    def factorised(name, d):
+        t = time.perf_counter()
+        layer = factorise(linears[name], *d.factors(keep[name]))
+        seconds['decompose'] += time.perf_counter() - t
+        return layer
+    if distill is None and plan.decompositions is not None:
+        for name in keep: yield name, plan.decompositions[name], factorised(name, plan.decompositions[name])
+        return
+    if distill is None and (not plan.sequential or grams is None):   # plain SVD reads no inputs: sequential changes nothing
+        for name, d in original_decompositions(model, windows, list(keep), plan.method, plan.alpha, plan.solver, keep, batch_size,
+                                               attention_mask, device, progress, seconds):
+            yield name, d, factorised(name, d)
+        return
+    # walk the blocks, carrying the compressed model's inputs and, for a refit or distillation, the original's
+    fit_on = None if grams is None else 'compressed' if plan.sequential else 'original'
+    prefix, blocks = decoder_layers(model)
+    t = time.perf_counter()
+    inputs = block_inputs(model, windows, attention_mask, batch_size, device)
+    original_inputs = inputs if plan.refit or distill is not None else None
+    seconds['statistics'] += time.perf_counter() - t
+    steps = ' + '.join(['refit' if plan.refit else 'sequential' if plan.sequential else 'original statistics'] + (['distill'] if distill else []))
+    last = max((int(n[len(prefix) + 1:].split('.')[0]) for n in keep), default=-1)   # later blocks hold nothing to compress
+    for i, block in enumerate(tqdm(blocks[:last + 1], desc=f"compress ({plan.method}, {steps})", disable=not progress)):
+        here = f"{prefix}.{i}"
+        work = copy.deepcopy(block)
+        for group in input_groups(block_statistics(block, inputs[:1], here, 'none')[0]):  # readers of one tensor
+            todo = [n for n in group if n in keep]
+            if not todo: continue
+            train = [n for n in todo if distill is not None and distill.trains(n)]
+            t = time.perf_counter()
+            read = group_inputs(work, inputs, group[0][len(here) + 1:], block if original_inputs is not None else None,
+                                original_inputs, fit_on, grams != 'none', plan.refit, bool(train))
+            seconds['statistics'] += time.perf_counter() - t
+            cache = {}
+            for name in todo:
+                t = time.perf_counter()
+                d = plan.decompositions[name] if plan.decompositions is not None else decomposition(
+                    dense_weight(linears[name]), read.stats, plan.method, plan.alpha, cache, name, plan.solver, keep[name], read.cross)
+                seconds['decompose'] += time.perf_counter() - t
+                layer = factorised(name, d)
+                if name in train:
+                    t = time.perf_counter()
+                    distilled[name] = distill_layer(layer, linears[name], read.original, read.compressed, distill, progress, name)
+                    seconds['distill'] += time.perf_counter() - t
+                set_module(work, name[len(here) + 1:], layer)
+                yield name, d, layer
+            del read, cache
+        t = time.perf_counter()
+        inputs = block_outputs(work, inputs)
+        if original_inputs is not None: original_inputs = block_outputs(block, original_inputs)
+        seconds['statistics'] += time.perf_counter() - t
+        del work
+
 def compress(model:nn.Module,             # a causal LM, modified in place when everything succeeded
              windows:Tensor|None=None,     # (N, seq_len) calibration token ids (not needed for 'svd')
              method:str='whitened',        # 'svd', 'asvd' or 'whitened'
@@ -198,89 +317,22 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
              progress:bool=True,           # tqdm bar over blocks
             )->CompressionReport:
     "Replace the model's compressible linears by low-rank factors; returns what was done."
-    grams = statistics_needed(method, solver)
-    if refit and method != 'whitened': raise ValueError(f"refit=True needs method='whitened'; got method={method!r}")
-    sequential = sequential or refit
-    distill = refine_settings(refine)
-    if ranks is None: ranks = uniform_ranks(model, ratio)
-    check_ranks(model, ranks)
-    linears = compressible_linears(model)
-    keep = {name: k for name, k in ranks.items() if k <= breakeven_rank(*dense_weight(linears[name]).shape)}
-    if decompositions is not None:
-        if sequential: raise ValueError("decompositions describe the original model; they cannot be used with sequential=True or refit=True")
-        missing = [n for n in keep if n not in decompositions]
-        if missing: raise ValueError(f"decompositions lack {len(missing)} layers to compress, e.g. {missing[0]!r}")
-        grams = None
-    if distill is not None and distill.matrices is not None:
-        unknown = [m for m in distill.matrices if not any(n.rsplit('.', 1)[-1] == m for n in keep)]
-        if unknown: raise ValueError(f"refine matrices name {unknown[0]!r}, which ends the name of no layer being compressed")
-    if distill is not None and windows is None: raise ValueError("windows (calibration token ids) are required for refine='distill'")
-    if distill is not None and world()[1] > 1: raise ValueError(f"refine='distill' trains each layer on one process's tokens: run it in a single process, not under torch.distributed ({world()[1]} processes)")
-    if grams is not None:
-        if windows is None: raise ValueError(f"windows (calibration token ids) are required for method={method!r}")
-        check_windows(windows, model)
-    if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    plan = plan_compression(model, windows, method, ratio, ranks, alpha, sequential, refit, solver, decompositions, refine, batch_size)
     start, device = time.perf_counter(), default_device(device)
     model.to(device)
     params_before = parameter_count(model)
-    new, distilled, seconds = {}, {}, {'statistics': 0.0, 'decompose': 0.0, 'distill': 0.0}
-    def factorised(name, d):
-        t = time.perf_counter()
-        layer = factorise(linears[name], *d.factors(keep[name]))
-        seconds['decompose'] += time.perf_counter() - t
-        return layer
-    with torch.no_grad():
-        if distill is None and decompositions is not None:
-            for name in keep: new[name] = factorised(name, decompositions[name])
-        elif distill is None and (not sequential or grams is None):   # plain SVD reads no inputs: sequential changes nothing
-            for name, d in original_decompositions(model, windows, list(keep), method, alpha, solver, keep, batch_size,
-                                                   attention_mask, device, progress, seconds):
-                new[name] = factorised(name, d)
-        else:   # walk the blocks, carrying the compressed model's inputs and, for a refit or distillation, the original's
-            fit_on = None if decompositions is not None or grams is None else 'compressed' if sequential else 'original'
-            prefix, blocks = decoder_layers(model)
-            t = time.perf_counter()
-            inputs = block_inputs(model, windows, attention_mask, batch_size, device)
-            original_inputs = inputs if refit or distill is not None else None
-            steps = ' + '.join(['refit' if refit else 'sequential' if sequential else 'original statistics'] + (['distill'] if distill else []))
-            last = max((int(n[len(prefix) + 1:].split('.')[0]) for n in keep), default=-1)   # later blocks hold nothing to compress
-            for i, block in enumerate(tqdm(blocks[:last + 1], desc=f"compress ({method}, {steps})", disable=not progress)):
-                here = f"{prefix}.{i}"
-                work = copy.deepcopy(block)
-                for group in input_groups(block_statistics(block, inputs[:1], here, 'none')[0]):  # readers of one tensor
-                    todo = [n for n in group if n in keep]
-                    if not todo: continue
-                    train = [n for n in todo if distill is not None and distill.trains(n)]
-                    read = group_inputs(work, inputs, group[0][len(here) + 1:], block if original_inputs is not None else None,
-                                        original_inputs, fit_on, grams != 'none', refit, bool(train))
-                    cache = {}
-                    for name in todo:
-                        t0 = time.perf_counter()
-                        d = decompositions[name] if decompositions is not None else decomposition(
-                            dense_weight(linears[name]), read.stats, method, alpha, cache, name, solver, keep[name], read.cross)
-                        seconds['decompose'] += time.perf_counter() - t0
-                        new[name] = factorised(name, d)
-                        if name in train:
-                            t0 = time.perf_counter()
-                            distilled[name] = distill_layer(new[name], linears[name], read.original, read.compressed, distill,
-                                                            progress, name)
-                            seconds['distill'] += time.perf_counter() - t0
-                        set_module(work, name[len(here) + 1:], new[name])
-                    del read, cache
-                inputs = block_outputs(work, inputs)
-                if original_inputs is not None: original_inputs = block_outputs(block, original_inputs)
-                del work
-            seconds['statistics'] += time.perf_counter() - t - seconds['decompose'] - seconds['distill']
+    shapes = {name: tuple(dense_weight(m).shape) for name, m in compressible_linears(model).items()}
+    distilled, seconds = {}, {}
+    new = {name: layer for name, _, layer in compressed_layers(model, windows, plan, batch_size, attention_mask, device, progress,
+                                                               seconds, distilled)}
     for name, layer in new.items(): set_module(model, name, layer)
-    earlier = (getattr(model.config, 'lrnb', None) or {}).get('ranks', {})  # a model compressed before keeps those layers
-    model.config.lrnb = {'method': method, 'ranks': {**earlier, **keep}, 'sequential': sequential, 'refit': refit, 'solver': solver,
-                         'distill': None if distill is None else asdict(distill)}
-    before = sum(dense_weight(m).numel() for m in linears.values())
-    after = sum(factorised_params(*dense_weight(m).shape, keep.get(n)) for n, m in linears.items())
-    used = windows is not None and (grams is not None or decompositions is not None or distill is not None)  # the profile behind `decompositions` read them
+    plan.record(model)
+    before = sum(m * n for m, n in shapes.values())
+    after = sum(factorised_params(*shape, plan.keep.get(name)) for name, shape in shapes.items())
+    used = windows is not None and (plan.grams is not None or decompositions is not None or plan.distill is not None)  # the profile behind `decompositions` read them
     tokens = int(windows.numel() if attention_mask is None else attention_mask.sum()) if used else 0
-    report = CompressionReport(method, keep, params_before, parameter_count(model), before, after, tokens,
+    report = CompressionReport(method, plan.keep, params_before, parameter_count(model), before, after, tokens,
                                time.perf_counter() - start, seconds['statistics'], distilled)
-    log.info("compressed %d linears with %s: %d -> %d parameters in %.1fs", len(keep), method,
+    log.info("compressed %d linears with %s: %d -> %d parameters in %.1fs", len(plan.keep), method,
              report.params_before, report.params_after, report.seconds)
     return report
