@@ -10,10 +10,16 @@ from fastcore.script import call_parse, store_true
 from .models import load_model
 from .data import load_texts, token_windows
 from .evaluate import evaluate, markdown_table, perplexity_cell
+import torch
+from torch import Tensor
+from .lowrank import compressible_linears, decoder_layers
+from .models import default_device
+from .stats import ActivationStats, block_inputs, block_statistics
 
 # %% auto #0
 __all__ = ['rst_prose', 'fortune_paragraphs', 'prepare_texts', 'bench_windows', 'held_perplexities', 'write_results',
-           'benchmark_rows', 'bench_table', 'lrnb_bench']
+           'benchmark_rows', 'bench_table', 'lrnb_bench', 'naive_statistics', 'model_statistics', 'statistics_cost',
+           'stats_table', 'lrnb_stats_bench']
 
 # %% ../nbs/09_results.ipynb #717512ce
 def rst_prose(text:str)->list[str]:
@@ -141,3 +147,65 @@ def lrnb_bench(out:str='bench_out',        # folder for the text files, compress
     (out / 'results.json').write_text(json.dumps(rows, indent=1))
     (out / 'results.md').write_text(table + '\n')
     print(table); print(f"\n{time.perf_counter() - t0:.0f} s in all")
+
+# %% ../nbs/09_results.ipynb #e84891ab
+def naive_statistics(model, windows:Tensor, batch_size:int=8, device=None)->dict[str, Tensor]:
+    "XᵀX of every compressible linear's input the naive way: a hook per linear, every batch's product in float64."
+    device = default_device(device); model.to(device)
+    sums, handles = {}, []
+    def hook(name):
+        def f(module, args):
+            x = args[0].reshape(-1, args[0].shape[-1]).double()
+            sums[name] = sums[name] + x.T @ x if name in sums else x.T @ x
+        return f
+    handles = [mod.register_forward_pre_hook(hook(name)) for name, mod in compressible_linears(model).items()]
+    try:
+        with torch.no_grad():
+            for i in range(0, len(windows), batch_size): model(input_ids=windows[i:i + batch_size].to(device), use_cache=False)
+    finally:
+        for h in handles: h.remove()
+    return sums
+
+def model_statistics(model, windows:Tensor, batch_size:int=8, device=None)->dict[str, ActivationStats]:
+    "lrnb's statistics of every compressible linear: block by block, one accumulator per distinct input."
+    prefix, blocks = decoder_layers(model)
+    inputs, stats = block_inputs(model, windows, None, batch_size, device), {}
+    for i, block in enumerate(blocks):
+        block_stats, inputs = block_statistics(block, inputs, f"{prefix}.{i}")
+        stats |= block_stats
+    return stats
+
+def statistics_cost(model, windows:Tensor, batch_size:int=8, device=None)->dict:
+    "Seconds of lrnb's statistics pass and of the naive one on the same windows, their ratio, and their largest relative difference."
+    device = default_device(device)
+    def timed(fn):
+        if device.type == 'cuda': torch.cuda.synchronize(device)
+        t = time.perf_counter(); res = fn(model, windows, batch_size, device)
+        if device.type == 'cuda': torch.cuda.synchronize(device)
+        return res, time.perf_counter() - t
+    (ours, lrnb_s), (naive, naive_s) = timed(model_statistics), timed(naive_statistics)
+    diff = max(((ours[n].xtx - g).abs().max() / g.abs().max()).item() for n, g in naive.items())
+    return dict(device=str(device), tokens=windows.numel(), lrnb_s=lrnb_s, naive_s=naive_s, ratio=naive_s / lrnb_s, max_relative_difference=diff)
+
+def stats_table(rows:list[dict])->str:
+    "`statistics_cost` rows as a Markdown table."
+    return markdown_table(['model', 'device', 'tokens', 'lrnb s', 'naive s', 'naive / lrnb', 'largest relative difference'],
+                          [[r['model'], r['device'], f"{r['tokens']:,}", f"{r['lrnb_s']:.1f}", f"{r['naive_s']:.1f}", f"{r['ratio']:.2f}×",
+                            f"{r['max_relative_difference']:.1e}"] for r in rows])
+
+@call_parse
+def lrnb_stats_bench(out:str='bench_out/stats',  # folder for results.md / results.json (rows there are kept)
+                     model:str='smollm2',        # 'smollm2', a Hub name or a local folder
+                     n_windows:int=64,           # calibration windows of the standard library's docstrings
+                     seq_len:int=512,            # tokens per window
+                     batch_size:int=8,           # windows per forward pass
+                     device:str=None,            # default: cuda if available
+                    ):
+    "Time lrnb's statistics pass against the naive one (a float64 XᵀX per linear) on a model; append the row to out/results.md and .json."
+    net, tok = load_model(model, device=device)
+    windows = token_windows(tok, load_texts('stdlib', 'calibration'), seq_len, n_windows)
+    path = Path(out) / 'results.json'
+    rows = json.loads(path.read_text()) if path.exists() else []
+    Path(out).mkdir(parents=True, exist_ok=True)
+    rows.append(dict(model=model, **statistics_cost(net, windows, batch_size, device)))
+    write_results(rows, Path(out), stats_table)
