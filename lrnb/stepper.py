@@ -202,8 +202,8 @@ class StepperPanel:
                                refit=self.refit.value, batch_size=self.batch_size, device=self.device.value)
         for b in (self.step_button, self.run_button, self.save_button): b.disabled = False
         self.progress.max, self.progress.value = max(len(self.stepper.blocks), 1), 0
+        self.draw()   # plots first, then the status line: once the status says a step is done, its plots are there
         self._say(f"ready: {len(self.stepper.blocks)} blocks to compress with {self.method.value} ({self.rule.value} ranks) on {self.device.value}")
-        self.draw()
 
     def step(self):
         "Compress the next block."
@@ -211,24 +211,23 @@ class StepperPanel:
         steps = self.stepper.step()
         self.progress.value = self.stepper.position
         before, now, budget = self.stepper.linear_params()
+        self.draw()
         self._say(f"block {steps[0].block}: {len(steps)} layers, ranks {', '.join(f'{s.kind} {s.rank}' for s in steps)}; "
                   f"linear parameters {now:,} of {before:,}" + (f" (budget {budget:,})" if budget is not None else ''))
-        self.draw()
 
     def run(self):
         "Compress every remaining block."
         if self.stepper.done: return self._say("every block is compressed: nothing to run (Reset starts again)")
         while not self.stepper.done:
             self.stepper.step(); self.progress.value = self.stepper.position
-        self._say(f"done: {len(self.stepper.steps)} layers compressed, linear parameters {self.stepper.linear_params()[1]:,}")
         self.draw()
+        self._say(f"done: {len(self.stepper.steps)} layers compressed, linear parameters {self.stepper.linear_params()[1]:,}")
 
     def probe(self):
         "Perplexity of the partly compressed model on the evaluation windows."
         ppl = self.stepper.perplexity(self.eval_windows)
         self.probes.append((self.stepper.position, ppl))
         self._say(f"perplexity after {self.stepper.position} of {len(self.stepper.blocks)} blocks: {ppl:.2f}")
-        self.draw()
 
     def save(self):
         "Save the model as compressed so far to the folder."
