@@ -79,8 +79,8 @@ def lrnb_compress(
     lr:float=0.05,               # spectrum: learning rate of the scores
     refine:str=None,             # 'distill': train each layer's factors to reproduce the original outputs
     distill_mode:str='student',  # distill: inputs to train on, 'teacher', 'student' or 'joint'
-    distill_steps:int=128,       # distill: AdamW steps per layer
-    distill_lr:float=1e-4,       # distill: learning rate
+    distill_steps:int=64,        # distill: AdamW steps per layer
+    distill_lr:float=3e-4,       # distill: learning rate
     distill_tokens:int=512,      # distill: tokens per step
     distill_matrices:str=None,   # distill: layer types to train, e.g. 'o_proj down_proj' (default: every compressed layer)
     dtype:str='float32',         # float32, bfloat16 or float16

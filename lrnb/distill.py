@@ -26,8 +26,8 @@ LOSSES = ('l1_cos', 'l1', 'mse')
 class Distill:
     "Settings of local low-rank feature distillation (Lillama)."
     mode: str = 'student'     # inputs the factors train on: 'teacher', 'student' or 'joint' (see above)
-    steps: int = 128          # AdamW steps per layer (0: keep the starting factors)
-    lr: float = 1e-4          # AdamW learning rate
+    steps: int = 64           # AdamW steps per layer (0: keep the starting factors)
+    lr: float = 3e-4          # AdamW learning rate
     batch_tokens: int = 512   # tokens per step
     loss: str = 'l1_cos'      # 'l1_cos' (L1 − log σ(cos), Lillama's), 'l1' or 'mse'
     matrices: tuple[str, ...]|None = None  # last parts of the layer names to train, e.g. ('o_proj', 'down_proj'); None: all
