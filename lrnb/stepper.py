@@ -197,10 +197,11 @@ class StepperPanel:
     def reset(self):
         "A new `Stepper` with the current settings."
         self.stepper, self.probes = None, []
-        for b in (self.step_button, self.run_button, self.save_button): b.disabled = True
+        for b in (self.step_button, self.run_button, self.save_button, self.probe_button): b.disabled = True   # until a stepper exists
         self.stepper = Stepper(self.model, self.windows, self.method.value, self.rule.value, self.ratio.value, sequential=self.sequential.value,
                                refit=self.refit.value, batch_size=self.batch_size, device=self.device.value)
         for b in (self.step_button, self.run_button, self.save_button): b.disabled = False
+        self.probe_button.disabled = self.eval_windows is None
         self.progress.max, self.progress.value = max(len(self.stepper.blocks), 1), 0
         self.draw()   # plots first, then the status line: once the status says a step is done, its plots are there
         self._say(f"ready: {len(self.stepper.blocks)} blocks to compress with {self.method.value} ({self.rule.value} ranks) on {self.device.value}")
