@@ -17,6 +17,7 @@ from .lowrank import (LowRankLinear, breakeven_rank, check_ratio, compressible_l
 from .models import default_device
 from .stats import check_windows
 from .decompose import Decomposition
+from .distill import LayerDistillation   # a field SpectrumReport inherits from CompressionReport is typed with it
 from .compress import CompressionReport, check_ranks, compress, original_decompositions, uniform_ranks
 from .pareto import RULES, profile, rank_allocation
 from .evaluate import markdown_table, peak_memory_mb, perplexity_cell
