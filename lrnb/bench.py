@@ -4,12 +4,13 @@
 
 # %% ../nbs/09_results.ipynb #5cdbf20e
 from __future__ import annotations
-import json, re, subprocess, sys, time
+import json, os, re, subprocess, sys, tempfile, time
 from pathlib import Path
 from fastcore.script import call_parse, store_true
 from .models import load_model
 from .data import load_texts, token_windows
 from .evaluate import evaluate, markdown_table, perplexity_cell
+from .lowrank import check_ratio
 import torch
 from torch import Tensor
 from .lowrank import compressible_linears, decoder_layers
@@ -17,9 +18,10 @@ from .models import default_device
 from .stats import ActivationStats, block_inputs, block_statistics
 
 # %% auto #0
-__all__ = ['rst_prose', 'fortune_paragraphs', 'prepare_texts', 'bench_windows', 'held_perplexities', 'write_results',
-           'benchmark_rows', 'bench_table', 'lrnb_bench', 'naive_statistics', 'model_statistics', 'statistics_cost',
-           'stats_table', 'lrnb_stats_bench']
+__all__ = ['BENCH_METHODS', 'rst_prose', 'fortune_paragraphs', 'prepare_texts', 'bench_windows', 'held_perplexities',
+           'write_results', 'check_bench_settings', 'run_measured', 'eval_row', 'benchmark_rows', 'bench_table',
+           'bench_plots', 'lrnb_bench', 'naive_statistics', 'model_statistics', 'statistics_cost', 'stats_table',
+           'lrnb_stats_bench']
 
 # %% ../nbs/09_results.ipynb #717512ce
 def rst_prose(text:str)->list[str]:
@@ -93,60 +95,145 @@ def write_results(rows:list[dict], out:Path, table)->None:
     print(table(rows[:1] + rows[-1:]).splitlines()[-1], flush=True)
 
 # %% ../nbs/09_results.ipynb #423b0939
-def _run_json(cmd:list[str])->dict:
-    r = subprocess.run([str(Path(sys.executable).parent / cmd[0]), *cmd[1:], '--json'], capture_output=True, text=True)
-    if r.returncode != 0: raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+BENCH_METHODS = {   # name -> lrnb_compress flags
+    'svd':          ['--method', 'svd'],                         # plain truncated SVD (baseline)
+    'asvd':         ['--method', 'asvd'],                        # activation-scaled SVD (ASVD, baseline)
+    'whitened':     ['--method', 'whitened'],                    # truncation-aware whitened SVD (SVD-LLM), uniform ranks
+    'pareto':       ['--ranks', 'pareto'],                       # one tolerance across layers (PGSVD), sensitivity-weighted
+    'spectrum':     ['--method', 'spectrum'],                    # learned singular-value scores (SoCo)
+    'distill':      ['--refine', 'distill', '--distill_matrices', 'o_proj down_proj'],  # local feature distillation (Lillama)
+    'greedy+refit': ['--ranks', 'greedy', '--refit'],            # lrnb's best: greedy allocation, closed-form refit
+}
 
-def benchmark_rows(text:str, ood_text:str, out_dir:str|Path, methods=('svd', 'asvd', 'whitened'), ratios=(0.2, 0.4),
-                   n_windows:int=64, eval_windows:int=40, seq_len:int=512, device:str|None=None, sequential:bool=False)->list[dict]:
-    "One dict per configuration: parameters, perplexity in and out of domain, times and peak memory."
-    dev = ['--device', device] if device else []
-    ev = ['--n_windows', str(eval_windows), '--seq_len', str(seq_len)] + dev
-    rows = []
-    ind, ood = _run_json(['lrnb_eval', '--text', text] + ev), _run_json(['lrnb_eval', '--text', ood_text, '--split', 'all'] + ev)
-    rows.append(dict(method='original', ratio=0.0, parameters=ind['parameters'], ppl_in=ind['perplexity'], ppl_out=ood['perplexity'],
-                     compress_s=None, statistics_s=None, peak_mb=None, calibration_tokens=0))
+def check_bench_settings(methods:list[str], ratios:list[float])->None:
+    "Raise a ValueError naming the first unknown method or bad ratio, before any long work."
+    if not methods: raise ValueError(f"methods must name at least one of {tuple(BENCH_METHODS)}; got none")
+    for m in methods:
+        if m not in BENCH_METHODS: raise ValueError(f"method must be one of {tuple(BENCH_METHODS)}; got {m!r}")
+    if not ratios: raise ValueError("ratios must hold at least one ratio in (0, 1); got none")
+    for r in ratios: check_ratio(r)
+
+# %% ../nbs/09_results.ipynb #1cbf4186
+def run_measured(cmd:list[str])->tuple[dict, float]:
+    "Run one of lrnb's console scripts with --json; its JSON result and the child process's peak resident set in MiB."
+    with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
+        p = subprocess.Popen([str(Path(sys.executable).parent / cmd[0]), *cmd[1:], '--json'], stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0); err.seek(0)
+        if p.returncode != 0: raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.read()[-3000:]}")
+        return json.loads(out.read().strip().splitlines()[-1]), usage.ru_maxrss / 1024   # Linux reports KiB
+
+# %% ../nbs/09_results.ipynb #53379b5f
+def eval_row(model:str, text:str, ood_text:str, settings:dict)->dict:
+    "Perplexity in and out of domain, batched-forward and batch-1 generation tokens/s of one saved or named model."
+    ev = ['--n_windows', str(settings['eval_windows']), '--seq_len', str(settings['seq_len'])] + (['--device', settings['device']] if settings['device'] else [])
+    ind, _ = run_measured(['lrnb_eval', '--model', model, '--text', text, '--speed', str(settings['new_tokens'])] + ev)
+    ood, _ = run_measured(['lrnb_eval', '--model', model, '--text', ood_text, '--split', 'all'] + ev)
+    return dict(parameters=ind['parameters'], ppl_in=ind['perplexity'], ppl_out=ood['perplexity'],
+                forward_tps=ind['tokens_per_second'], generate_tps=ind['generate_tokens_per_second'], device=ind['device'])
+
+def benchmark_rows(model:str, text:str, ood_text:str, out_dir:str|Path, methods:list[str], ratios:list[float],
+                   settings:dict, rows:list[dict]|None=None, on_row=None)->list[dict]:
+    "Rows of the table: the original, then every method at every ratio; rows in `rows` with the same settings are kept, not rerun."
+    settings = dict(settings, model=model)
+    rows = [r for r in (rows or []) if r['settings'] == settings and r['method'] != 'original']
+    original = dict(method='original', ratio=0.0, settings=settings, compress_s=None, statistics_s=None, peak_rss_mb=None,
+                    peak_gpu_mb=None, **eval_row(model, text, ood_text, settings))
+    rows.insert(0, original)
+    if on_row: on_row(rows)
     for ratio in ratios:
         for method in methods:
-            out = Path(out_dir) / f"{method}-{int(ratio * 100)}"
-            c = _run_json(['lrnb_compress', '--method', method, '--ratio', str(ratio), '--text', text, '--out', str(out),
-                           '--n_windows', str(n_windows), '--eval_windows', str(eval_windows), '--seq_len', str(seq_len)]
-                          + (['--sequential'] if sequential else []) + dev)
-            o = _run_json(['lrnb_eval', '--model', str(out), '--text', ood_text, '--split', 'all'] + ev)
-            rows.append(dict(method=method + (' (sequential)' if sequential else ''), ratio=ratio, parameters=c['params_after'],
-                             ppl_in=c['perplexity_after'], ppl_out=o['perplexity'], compress_s=c['compress_seconds'], statistics_s=c['statistics_seconds'],
-                             peak_mb=c['peak_memory_mb'], calibration_tokens=c['calibration_tokens']))
+            if any(r['method'] == method and r['ratio'] == ratio for r in rows): continue   # measured before
+            folder = Path(out_dir) / f"{method}-{round(ratio * 100)}"
+            c, rss = run_measured(['lrnb_compress', '--model', model, '--ratio', str(ratio), '--text', text, '--out', str(folder),
+                                   '--n_windows', str(settings['n_windows']), '--seq_len', str(settings['seq_len']), '--eval_windows', '0']
+                                  + BENCH_METHODS[method] + (['--device', settings['device']] if settings['device'] else []))
+            row = dict(method=method, ratio=ratio, settings=settings, compress_s=c['compress_seconds'], statistics_s=c['statistics_seconds'],
+                       peak_rss_mb=rss, peak_gpu_mb=c['peak_memory_mb'] if c['device'].startswith('cuda') else None,
+                       **eval_row(str(folder), text, ood_text, settings))
+            row['forward_speedup'] = row['forward_tps'] / original['forward_tps']
+            row['generate_speedup'] = row['generate_tps'] / original['generate_tps']
+            rows.append(row)
+            if on_row: on_row(rows)
     return rows
 
 def bench_table(rows:list[dict])->str:
-    "The rows of `benchmark_rows` as a Markdown table, perplexity relative to the original in brackets."
-    base = rows[0]
-    num = lambda v: '' if v is None else f"{v:,.0f}"
-    return markdown_table(['method', 'ratio', 'parameters', 'perplexity in-domain', 'perplexity out of domain', 'compress s', 'of which statistics s', 'peak MiB'],
+    "The rows of `benchmark_rows` as a Markdown table: perplexity and speed relative to the original in brackets."
+    base = next(r for r in rows if r['method'] == 'original')
+    num = lambda v, f="{:,.0f}": '' if v is None else f.format(v)
+    speed = lambda r, k: f"{r[k + '_tps']:,.1f}" + ('' if r is base else f" ({r[k + '_speedup']:.2f}×)")
+    return markdown_table(['method', 'ratio', 'parameters', 'perplexity in-domain', 'perplexity out of domain', 'forward tokens/s',
+                           'generate tokens/s', 'compress s', 'of which statistics s', 'peak RSS MiB', 'peak GPU MiB'],
                           [[r['method'], f"{r['ratio']:.0%}", f"{r['parameters']:,}", *(perplexity_cell(r[k], None if r is base else base[k]) for k in ('ppl_in', 'ppl_out')),
-                            num(r['compress_s']), num(r['statistics_s']), num(r['peak_mb'])] for r in rows])
+                            speed(r, 'forward'), speed(r, 'generate'), num(r['compress_s']), num(r['statistics_s']), num(r['peak_rss_mb']),
+                            num(r['peak_gpu_mb'])] for r in rows])
 
+# %% ../nbs/09_results.ipynb #f67cfcbe
+def bench_plots(rows:list[dict])->tuple:
+    "Two matplotlib figures from `benchmark_rows`' rows: perplexity against parameters (in and out of domain), and speed against the original."
+    import matplotlib.pyplot as plt
+    base = next(r for r in rows if r['method'] == 'original')
+    methods = list(dict.fromkeys(r['method'] for r in rows if r is not base))
+    ppl, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, key, title in zip(axes, ('ppl_in', 'ppl_out'), ('in-domain (Python docs)', 'out of domain (fortunes)')):
+        for m in methods:
+            pts = sorted((r['parameters'] / 1e6, r[key]) for r in rows if r['method'] == m)
+            ax.plot(*zip(*pts), marker='o', label=m)
+        ax.axhline(base[key], color='k', ls='--', lw=1, label='original')
+        ax.set(xscale='linear', yscale='log', xlabel='parameters (M)', title=title)
+    axes[0].set_ylabel('perplexity'); axes[1].legend(fontsize=8)
+    ppl.tight_layout()
+    done = [r for r in rows if r is not base]
+    speed, ax = plt.subplots(figsize=(11, 3.5))
+    x = range(len(done))
+    ax.bar([i - 0.2 for i in x], [r['forward_speedup'] for r in done], 0.4, label='batched forward')
+    ax.bar([i + 0.2 for i in x], [r['generate_speedup'] for r in done], 0.4, label='batch-1 generation')
+    ax.axhline(1, color='k', ls='--', lw=1)
+    ax.set_xticks(list(x), [f"{r['method']}\n{r['ratio']:.0%}" for r in done], fontsize=8)
+    ax.set(ylabel='tokens/s ÷ original'); ax.legend(fontsize=8)
+    speed.tight_layout()
+    return ppl, speed
+
+# %% ../nbs/09_results.ipynb #4ffa96ff
 @call_parse
-def lrnb_bench(out:str='bench_out',        # folder for the text files, compressed models and results.md
-               methods:str='svd asvd whitened', # methods to run
+def lrnb_bench(out:str='bench_out',        # folder for the text files, compressed models and results
+               model:str='smollm2',          # 'smollm2', a Hub name or a local folder
+               methods:str=' '.join(BENCH_METHODS), # methods to run (names of BENCH_METHODS)
                ratios:str='0.2 0.4',         # ratios to run
+               text:str=None,                # in-domain text file (default: Debian's Python docs, prepared into out/text)
+               ood_text:str=None,            # out-of-domain text file (default: Debian's fortunes)
                n_windows:int=64,             # calibration windows
-               eval_windows:int=40,          # evaluation windows (each domain)
+               eval_windows:int=20,          # evaluation windows (each domain)
                seq_len:int=512,              # tokens per window
+               new_tokens:int=64,            # tokens generated at batch 1 for the generation speed
                device:str=None,              # default: cuda if available
-               sequential:store_true=False,  # sequential statistics
               ):
-    "Measure every method at every ratio on SmolLM2, in and out of domain; write out/results.md and out/results.json."
-    out = Path(out)
-    text, ood = prepare_texts(out / 'text')
-    t0 = time.perf_counter()
-    rows = benchmark_rows(str(text), str(ood), out / 'models', methods.split(), [float(r) for r in ratios.split()],
-                          n_windows, eval_windows, seq_len, device, sequential)
-    table = bench_table(rows)
-    (out / 'results.json').write_text(json.dumps(rows, indent=1))
-    (out / 'results.md').write_text(table + '\n')
-    print(table); print(f"\n{time.perf_counter() - t0:.0f} s in all")
+    "Measure methods x ratios on a model, in and out of domain, with speed and memory; write out/results.{md,json} and plots."
+    import matplotlib.pyplot as plt, transformers
+    transformers.utils.logging.disable_progress_bar()
+    from lrnb.cli import user_errors   # here, not at the top: lrnb.cli imports the modules that import this one
+    t0, out = time.perf_counter(), Path(out)
+    with user_errors():
+        methods_, ratios_ = methods.split(), [float(r) for r in ratios.split()]
+        check_bench_settings(methods_, ratios_)
+        for name, v in (('n_windows', n_windows), ('eval_windows', eval_windows), ('new_tokens', new_tokens)):
+            if v < 1: raise ValueError(f"{name} must be a positive integer; got {v}")
+        if (text is None) != (ood_text is None): raise ValueError("text and ood_text go together: give both files or neither")
+        if text is None: text, ood_text = map(str, prepare_texts(out / 'text'))
+        _, tok = load_model(model, device='cpu')
+        for what, src, split, n in (('text', text, 'calibration', n_windows), ('text', text, 'evaluation', eval_windows), ('ood_text', ood_text, 'all', eval_windows)):
+            got = len(token_windows(tok, load_texts(src, split), seq_len, n))
+            if got < n: raise ValueError(f"{what} {src!r} ({split}) holds {got} windows of seq_len={seq_len}; {n} are needed")
+    settings = dict(n_windows=n_windows, eval_windows=eval_windows, seq_len=seq_len, new_tokens=new_tokens, device=device)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / 'results.json'
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    def save(rows):
+        write_results(rows, out, bench_table)
+        for fig, name in zip(bench_plots(rows), ('perplexity.png', 'speed.png')): fig.savefig(out / name, dpi=110); plt.close(fig)
+    rows = benchmark_rows(model, text, ood_text, out / 'models', methods_, ratios_, settings, earlier, save)
+    print(bench_table(rows)); print(f"\n{time.perf_counter() - t0:.0f} s in all")
 
 # %% ../nbs/09_results.ipynb #e84891ab
 def naive_statistics(model, windows:Tensor, batch_size:int=8, device=None)->dict[str, Tensor]:

@@ -15,7 +15,8 @@ from .lowrank import compressible_linears
 from .stats import check_windows
 
 # %% auto #0
-__all__ = ['Evaluation', 'evaluate', 'peak_memory_mb', 'layer_output_errors', 'perplexity_cell', 'markdown_table']
+__all__ = ['Evaluation', 'evaluate', 'peak_memory_mb', 'generation_speed', 'layer_output_errors', 'perplexity_cell',
+           'markdown_table']
 
 # %% ../nbs/06_evaluate.ipynb #e9f71260
 @dataclass
@@ -59,6 +60,35 @@ def peak_memory_mb(device=None)->float:
     device = default_device(device)
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+# %% ../nbs/06_evaluate.ipynb #0cf519ed
+@torch.no_grad()
+def generation_speed(model:nn.Module,      # a causal LM
+                     prompt:Tensor,        # (1, n) or (n,) token ids to start from
+                     new_tokens:int=64,    # tokens generated per run
+                     repeats:int=3,        # timed runs (the median is returned)
+                     device=None,          # None: cuda if available, else cpu
+                    )->float:
+    "Tokens per second of greedy batch-1 generation with the key-value cache (median of `repeats` runs)."
+    if not isinstance(new_tokens, int) or new_tokens < 1: raise ValueError(f"new_tokens must be a positive integer; got {new_tokens!r}")
+    if not isinstance(repeats, int) or repeats < 1: raise ValueError(f"repeats must be a positive integer; got {repeats!r}")
+    ids = prompt.reshape(1, -1) if prompt.dim() == 1 else prompt
+    check_windows(ids, model)
+    if len(ids) != 1: raise ValueError(f"prompt must hold one sequence (batch 1); got shape {tuple(prompt.shape)}")
+    device = default_device(device)
+    model.to(device).eval()
+    ids = ids.to(device)
+    kw = dict(do_sample=False, use_cache=True, pad_token_id=0, attention_mask=torch.ones_like(ids))
+    model.generate(ids, max_new_tokens=2, min_new_tokens=2, **kw)   # warm-up: first-call allocations
+    times = []
+    for _ in range(repeats):
+        if device.type == 'cuda': torch.cuda.synchronize(device)
+        t = time.perf_counter()
+        out = model.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **kw)
+        if device.type == 'cuda': torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t)
+        assert out.shape[1] == ids.shape[1] + new_tokens
+    return new_tokens / sorted(times)[len(times) // 2]
 
 # %% ../nbs/06_evaluate.ipynb #afc87d8f
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """The offline docs site in a real browser: `.ci/site.py` builds `_site/` (rebuilt here when a notebook is newer), a
 local HTTP server serves it on 127.0.0.1, and Debian's chromium (driven by Playwright) opens every page."""
-import functools, http.server, re, subprocess, sys, threading
+import functools, http.server, json, re, shutil, subprocess, sys, threading
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -105,3 +105,21 @@ def test_every_page_in_browser(site_url):
     outside = [u for u in requests if not re.match(r'(http://127\.0\.0\.1[:/]|data:|blob:)', u)]
     assert not outside, outside[:20]
     assert not errors, errors[:20]
+
+
+def test_nbdev_docs_processing_runs(tmp_path):
+    """`nbdev_docs` (for users who have Quarto) first runs nbdev's `proc_nbs`, which executes every cell of a notebook
+    with exports that holds an import or a `show_doc`; a slow cell that also imports would run there and fail. Here
+    `proc_nbs` runs on a copy of the project and must process every notebook, with a rendered signature for every
+    exported function."""
+    for p in ['settings.ini', 'setup.py', '_quarto.yml', 'lrnb']: (shutil.copytree if (ROOT / p).is_dir() else shutil.copy)(ROOT / p, tmp_path / p)
+    shutil.copytree(ROOT / 'nbs', tmp_path / 'nbs', symlinks=True)
+    code = "from nbdev.serve import proc_nbs; proc_nbs(n_workers=2, force=True)"
+    r = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'Found cells containing imports and other code' not in r.stderr, r.stderr[-3000:]
+    for src in (ROOT / 'nbs').glob('*.ipynb'):
+        cells = json.loads((tmp_path / '_proc' / src.name).read_text())['cells']
+        docs = [c for c in cells if c['cell_type'] == 'code' and 'show_doc(' in ''.join(c['source'])]
+        exported = '#| export' in src.read_text()
+        assert not exported or (docs and all(c['outputs'] for c in docs)), src.name
