@@ -9,19 +9,22 @@ from pathlib import Path
 from fastcore.script import call_parse, store_true
 from .models import load_model
 from .data import load_texts, token_windows
-from .evaluate import evaluate, markdown_table, perplexity_cell
+from .evaluate import evaluate, markdown_table, peak_memory_mb, perplexity_cell
 from .lowrank import check_ratio
 import torch
 from torch import Tensor
 from .lowrank import compressible_linears, decoder_layers
 from .models import default_device
 from .stats import ActivationStats, block_inputs, block_statistics
+from .compress import compress
+from torch import nn
+from transformers import AutoConfig, AutoModelForCausalLM
 
 # %% auto #0
 __all__ = ['BENCH_METHODS', 'rst_prose', 'fortune_paragraphs', 'prepare_texts', 'bench_windows', 'held_perplexities',
            'write_results', 'check_bench_settings', 'run_measured', 'eval_row', 'benchmark_rows', 'bench_table',
            'bench_plots', 'lrnb_bench', 'naive_statistics', 'model_statistics', 'statistics_cost', 'stats_table',
-           'lrnb_stats_bench']
+           'lrnb_stats_bench', 'random_llama', 'scale_cost', 'scale_table', 'lrnb_scale_bench']
 
 # %% ../nbs/09_results.ipynb #717512ce
 def rst_prose(text:str)->list[str]:
@@ -125,13 +128,14 @@ def run_measured(cmd:list[str])->tuple[dict, float]:
         return json.loads(out.read().strip().splitlines()[-1]), usage.ru_maxrss / 1024   # Linux reports KiB
 
 # %% ../nbs/09_results.ipynb #53379b5f
-def eval_row(model:str, text:str, ood_text:str, settings:dict)->dict:
-    "Perplexity in and out of domain, batched-forward and batch-1 generation tokens/s of one saved or named model."
+def eval_row(model:str, text:str, ood_text:str, settings:dict, baseline:str|None=None)->dict:
+    "Perplexity in and out of domain, batched-forward and batch-1 generation tokens/s of a saved or named model (and its speed ÷ `baseline`'s)."
     ev = ['--n_windows', str(settings['eval_windows']), '--seq_len', str(settings['seq_len'])] + (['--device', settings['device']] if settings['device'] else [])
-    ind, _ = run_measured(['lrnb_eval', '--model', model, '--text', text, '--speed', str(settings['new_tokens'])] + ev)
+    ind, _ = run_measured(['lrnb_eval', '--model', model, '--text', text, '--speed', str(settings['new_tokens'])] + (['--baseline', baseline] if baseline else []) + ev)
     ood, _ = run_measured(['lrnb_eval', '--model', model, '--text', ood_text, '--split', 'all'] + ev)
-    return dict(parameters=ind['parameters'], ppl_in=ind['perplexity'], ppl_out=ood['perplexity'],
-                forward_tps=ind['tokens_per_second'], generate_tps=ind['generate_tokens_per_second'], device=ind['device'])
+    row = dict(parameters=ind['parameters'], ppl_in=ind['perplexity'], ppl_out=ood['perplexity'], device=ind['device'])
+    if baseline: return row | {k: ind[k] for k in ('forward_tps', 'generate_tps', 'forward_speedup', 'generate_speedup')}
+    return row | dict(forward_tps=ind['tokens_per_second'], generate_tps=ind['generate_tokens_per_second'])
 
 def benchmark_rows(model:str, text:str, ood_text:str, out_dir:str|Path, methods:list[str], ratios:list[float],
                    settings:dict, rows:list[dict]|None=None, on_row=None)->list[dict]:
@@ -151,9 +155,7 @@ def benchmark_rows(model:str, text:str, ood_text:str, out_dir:str|Path, methods:
                                   + BENCH_METHODS[method] + (['--device', settings['device']] if settings['device'] else []))
             row = dict(method=method, ratio=ratio, settings=settings, compress_s=c['compress_seconds'], statistics_s=c['statistics_seconds'],
                        peak_rss_mb=rss, peak_gpu_mb=c['peak_memory_mb'] if c['device'].startswith('cuda') else None,
-                       **eval_row(str(folder), text, ood_text, settings))
-            row['forward_speedup'] = row['forward_tps'] / original['forward_tps']
-            row['generate_speedup'] = row['generate_tps'] / original['generate_tps']
+                       **eval_row(str(folder), text, ood_text, settings, baseline=model))
             rows.append(row)
             if on_row: on_row(rows)
     return rows
@@ -296,3 +298,53 @@ def lrnb_stats_bench(out:str='bench_out/stats',  # folder for results.md / resul
     Path(out).mkdir(parents=True, exist_ok=True)
     rows.append(dict(model=model, **statistics_cost(net, windows, batch_size, device)))
     write_results(rows, Path(out), stats_table)
+
+# %% ../nbs/09_results.ipynb #e1de9ffb
+def random_llama(layers:int=32, hidden:int=4096, mlp:int=11008, heads:int=32, vocab:int=32000, device=None)->nn.Module:
+    "A randomly initialised float32 Llama of the given shape (defaults: Llama-2-7B's), built directly on `device`."
+    for name, v in (('layers', layers), ('hidden', hidden), ('mlp', mlp), ('heads', heads), ('vocab', vocab)):
+        if not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer; got {v!r}")
+    if hidden % heads: raise ValueError(f"hidden must be a multiple of heads; got hidden={hidden}, heads={heads}")
+    cfg = AutoConfig.for_model('llama', hidden_size=hidden, intermediate_size=mlp, num_hidden_layers=layers, num_attention_heads=heads,
+                               num_key_value_heads=heads, vocab_size=vocab, max_position_embeddings=4096)
+    with torch.device(default_device(device)): return AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+
+def scale_cost(model:nn.Module, n_windows:int=256, seq_len:int=2048, batch_size:int=8, ratio:float=0.2, device=None, seed:int=0)->dict:
+    "Seconds of the statistics pass and of the decompositions when whitened SVD compresses `model` on random token windows."
+    device = default_device(device)
+    windows = torch.randint(model.config.vocab_size, (n_windows, seq_len), generator=torch.Generator().manual_seed(seed))
+    if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
+    report = compress(model, windows, 'whitened', ratio, batch_size=batch_size, device=device)
+    return dict(device=str(device), layers=model.config.num_hidden_layers, hidden=model.config.hidden_size, mlp=model.config.intermediate_size,
+                params=report.params_before, tokens=windows.numel(), statistics_s=report.statistics_seconds,
+                decompose_s=report.seconds - report.statistics_seconds, total_s=report.seconds, peak_mb=peak_memory_mb(device))
+
+def scale_table(rows:list[dict])->str:
+    "`scale_cost` rows as a Markdown table."
+    return markdown_table(['device', 'layers', 'hidden', 'MLP', 'parameters', 'tokens', 'statistics s', 'decompositions s', 'total s', 'peak MiB'],
+                          [[r['device'], r['layers'], r['hidden'], r['mlp'], f"{r['params']:,}", f"{r['tokens']:,}", f"{r['statistics_s']:.1f}",
+                            f"{r['decompose_s']:.1f}", f"{r['total_s']:.1f}", f"{r['peak_mb']:,.0f}"] for r in rows])
+
+@call_parse
+def lrnb_scale_bench(out:str='bench_out/scale', # folder for results.md / results.json (rows there are kept)
+                     layers:int=32,             # decoder layers (Llama-2-7B: 32)
+                     hidden:int=4096,           # hidden size (4096)
+                     mlp:int=11008,             # MLP size (11008)
+                     heads:int=32,              # attention heads (32)
+                     n_windows:int=256,         # calibration windows (SVD-LLM: 256)
+                     seq_len:int=2048,          # tokens per window (2048)
+                     batch_size:int=8,          # windows per forward pass
+                     ratio:float=0.2,           # share of the decoder linears' parameters removed
+                     device:str=None,           # default: cuda if available
+                    ):
+    "Time whitened SVD's statistics and decompositions on a random Llama of a given shape; append the row to out/results.md and .json."
+    from lrnb.cli import user_errors
+    with user_errors():
+        check_ratio(ratio)
+        if n_windows < 1 or seq_len < 2: raise ValueError(f"n_windows must be >= 1 and seq_len >= 2; got {n_windows}, {seq_len}")
+        model = random_llama(layers, hidden, mlp, heads, device=device)
+    path = Path(out) / 'results.json'
+    rows = json.loads(path.read_text()) if path.exists() else []
+    Path(out).mkdir(parents=True, exist_ok=True)
+    rows.append(scale_cost(model, n_windows, seq_len, batch_size, ratio, device))
+    write_results(rows, Path(out), scale_table)

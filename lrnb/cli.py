@@ -16,7 +16,7 @@ from .compress import METHODS, SOLVERS, compress, uniform_ranks
 from .spectrum import check_training, learn_spectrum
 from .distill import Distill
 from .pareto import RULES, WEIGHTINGS, check_tolerance, profile, rank_allocation
-from .evaluate import evaluate, generation_speed, peak_memory_mb
+from .evaluate import evaluate, generation_speed, peak_memory_mb, relative_speed
 from .save import save_pretrained
 
 # %% auto #0
@@ -162,22 +162,26 @@ def lrnb_eval(
     device:str=None,          # default: cuda if available
     seed:int=0,               # window seed
     speed:int=0,              # also time greedy batch-1 generation of this many new tokens (0: no)
+    baseline:str=None,        # with --speed: compare both speeds with this model's, measured in alternation
     json:store_true=False,    # print one JSON object
 ):
     "Perplexity of a causal LM on held-apart text (and, with --speed, its batch-1 generation speed)."
     with user_errors(): torch_dtype = parse_dtype(dtype)
     if speed < 0: raise SystemExit(f"error: --speed must be >= 0 (new tokens to generate; 0: no timing); got {speed}")
+    if baseline and not speed: raise SystemExit("error: --baseline needs --speed N (the speeds it compares)")
     transformers.utils.logging.disable_progress_bar()
     device = default_device(device)
     with user_errors():
         net, tok = load_model(model, dtype=torch_dtype, device=device)
         windows = token_windows(tok, load_texts(text, split), seq_len, n_windows, seed)
         ev = evaluate(net, windows, batch_size, device)
-        generate = generation_speed(net, windows[0, :64], speed, device=device) if speed else None
+        generate = generation_speed(net, windows[0, :64], speed, device=device) if speed and not baseline else None
+        versus = relative_speed(net, load_model(baseline, dtype=torch_dtype, device=device)[0], windows, speed, device=device) if baseline else {}
+        generate = versus.get('generate_tps', generate)
     result = dict(model=model, text=text, split=split, windows=len(windows), seq_len=seq_len, tokens=ev.tokens,
                   perplexity=ev.perplexity, tokens_per_second=ev.tokens_per_second, generate_tokens_per_second=generate,
                   parameters=parameter_count(net), compressed=getattr(net.config, 'lrnb', None) is not None,
-                  peak_memory_mb=peak_memory_mb(device), device=str(device))
+                  peak_memory_mb=peak_memory_mb(device), device=str(device), baseline=baseline, **versus)
     if json: print(jsonlib.dumps(result)); return
     print(format_table([[model, result['parameters'], ev.perplexity, ev.tokens, round(ev.tokens_per_second)] + ([round(generate, 1)] if speed else [])],
                        ['model', 'parameters', 'perplexity', 'tokens', 'tokens/s'] + (['generate tokens/s'] if speed else [])))

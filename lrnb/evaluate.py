@@ -15,8 +15,8 @@ from .lowrank import compressible_linears
 from .stats import check_windows
 
 # %% auto #0
-__all__ = ['Evaluation', 'evaluate', 'peak_memory_mb', 'generation_speed', 'layer_output_errors', 'perplexity_cell',
-           'markdown_table']
+__all__ = ['Evaluation', 'evaluate', 'peak_memory_mb', 'generation_speed', 'relative_speed', 'layer_output_errors',
+           'perplexity_cell', 'markdown_table']
 
 # %% ../nbs/06_evaluate.ipynb #e9f71260
 @dataclass
@@ -89,6 +89,26 @@ def generation_speed(model:nn.Module,      # a causal LM
         times.append(time.perf_counter() - t)
         assert out.shape[1] == ids.shape[1] + new_tokens
     return new_tokens / sorted(times)[len(times) // 2]
+
+# %% ../nbs/06_evaluate.ipynb #935392d5
+def relative_speed(model:nn.Module,     # a causal LM, e.g. compressed
+                   baseline:nn.Module,  # the model to compare with, e.g. the original
+                   windows:Tensor,      # (N, seq_len) token ids: the first `batch_size` make the forward batch, the first window's first 64 tokens the prompt
+                   new_tokens:int=64,   # tokens generated per generation run
+                   rounds:int=3,        # alternations (medians are reported)
+                   batch_size:int=4,    # windows in the forward batch
+                   device=None,         # None: cuda if available, else cpu
+                  )->dict[str, float]:
+    "Batched-forward and batch-1 generation tokens/s of `model` and `baseline`, measured in alternation, and model ÷ baseline."
+    if not isinstance(rounds, int) or rounds < 1: raise ValueError(f"rounds must be a positive integer; got {rounds!r}")
+    runs = {key: {'forward': [], 'generate': []} for key in ('model', 'baseline')}
+    for _ in range(rounds):
+        for key, m in (('baseline', baseline), ('model', model)):
+            runs[key]['forward'].append(evaluate(m, windows[:batch_size], batch_size, device, progress=False).tokens_per_second)
+            runs[key]['generate'].append(generation_speed(m, windows[0, :64], new_tokens, repeats=1, device=device))
+    median = lambda xs: sorted(xs)[len(xs) // 2]
+    res = {f"{pre}{kind}_tps": median(runs[key][kind]) for key, pre in (('model', ''), ('baseline', 'baseline_')) for kind in ('forward', 'generate')}
+    return res | {f"{kind}_speedup": res[f"{kind}_tps"] / res[f"baseline_{kind}_tps"] for kind in ('forward', 'generate')}
 
 # %% ../nbs/06_evaluate.ipynb #afc87d8f
 @torch.no_grad()
