@@ -318,8 +318,8 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
         distilled.update(records)
         resumed.append(i)
         return layers
-    def finished(i, layers):   # every layer of block i is done: checkpoint them
-        if folder is not None: save_block(folder, i, layers, distilled)
+    def finished(i, layers):   # every layer of block i is done: checkpoint them (under torch.distributed, the first process writes)
+        if folder is not None and world()[0] == 0: save_block(folder, i, layers, distilled)
     def factorised(name, d):
         t = time.perf_counter()
         layer = factorise(linears[name], *d.factors(keep[name]))
