@@ -4,8 +4,9 @@
 
 # %% ../nbs/08_cli.ipynb #f0083754
 from __future__ import annotations
-import json as jsonlib, logging, os, time
+import json as jsonlib, logging, os, shutil, sys, time
 from contextlib import contextmanager
+from pathlib import Path
 import torch, transformers
 import torch.distributed as dist
 from fastcore.script import call_parse, store_true
@@ -86,6 +87,9 @@ def lrnb_compress(
     dtype:str='float32',         # float32, bfloat16 or float16
     device:str=None,             # e.g. cpu, cuda, cuda:1 (default: cuda if available)
     seed:int=0,                  # calibration/evaluation window seed
+    offload:store_true=False,    # keep the model on the CPU; the embeddings, then each block, visit --device in turn
+    checkpoint:str=None,         # folder of finished blocks, to continue after an interruption (default: <out>.partial, removed once saved)
+    no_checkpoint:store_true=False, # write no checkpoint folder
     json:store_true=False,       # print one JSON object instead of a table
 ):
     "Compress a causal LM's decoder linears into low-rank factors, report before/after and save it."
@@ -96,6 +100,12 @@ def lrnb_compress(
         raise SystemExit("error: --method spectrum learns its own budget from --ratio: it takes no --tolerance, --sequential, --refit or --solver")
     if refine not in (None, 'distill'): raise SystemExit(f"error: --refine must be 'distill' or left out; got {refine!r}")
     if refine and method == 'spectrum': raise SystemExit("error: --refine distill applies to --method svd, asvd or whitened; got --method spectrum")
+    if offload and (method == 'spectrum' or ranks != 'uniform'):
+        raise SystemExit(f"error: --offload works with --ranks uniform and --method svd, asvd or whitened; got --ranks {ranks} --method {method}")
+    if checkpoint is not None and (no_checkpoint or method == 'spectrum'):
+        raise SystemExit(f"error: --checkpoint {checkpoint} cannot go with {'--no_checkpoint' if no_checkpoint else '--method spectrum'}")
+    folder_default = checkpoint is None
+    checkpoint = None if no_checkpoint or method == 'spectrum' else Path(checkpoint or Path(out).with_name(Path(out).name + '.partial'))
     with user_errors():
         check_ratio(ratio); torch_dtype = parse_dtype(dtype)
         if tolerance is not None: check_tolerance(tolerance)
@@ -107,10 +117,11 @@ def lrnb_compress(
     rank, device = join_torchrun(device)   # under torchrun: calibration shared by the processes, the first one saves and reports
     t0 = time.perf_counter()
     with user_errors():
-        net, tok = load_model(model, dtype=torch_dtype, device=device)
+        home = torch.device('cpu') if offload else device   # where the model lives (and is evaluated)
+        net, tok = load_model(model, dtype=torch_dtype, device=home)
         calib = token_windows(tok, load_texts(text, 'calibration'), seq_len, n_windows, seed)
         held = token_windows(tok, load_texts(eval_text or text, 'evaluation'), seq_len, eval_windows, seed) if eval_windows else None
-        before = evaluate(net, held, batch_size, device) if held is not None else None
+        before = evaluate(net, held, batch_size, home) if held is not None else None
         prof, rank_dict = None, None
         spectrum = method == 'spectrum'
         if ranks != 'uniform':
@@ -122,13 +133,18 @@ def lrnb_compress(
                                     min_rank=min_rank, decompositions=prof and prof.decompositions, device=device, seed=seed)
         else:
             report = compress(net, calib, method=method, ratio=ratio, ranks=rank_dict, alpha=alpha, sequential=sequential, refit=refit, solver=solver,
-                              decompositions=prof and prof.decompositions, refine=distill, batch_size=batch_size, device=device)
+                              decompositions=prof and prof.decompositions, refine=distill, batch_size=batch_size, device=device,
+                              offload=offload, checkpoint=checkpoint)
+        resumed = report.resumed_blocks
+        if resumed: print(f"lrnb: resumed {resumed} finished blocks from {checkpoint}", file=sys.stderr if json else sys.stdout)
         profile_seconds = sum(prof.seconds.values()) if prof else 0.0
-        after = evaluate(net, held, batch_size, device) if held is not None else None
+        after = evaluate(net, held, batch_size, home) if held is not None else None
         if rank: return
         folder = save_pretrained(net, tok, out)
+        if checkpoint is not None and folder_default: shutil.rmtree(checkpoint, ignore_errors=True)   # the model is saved: nothing to resume
     result = dict(model=model, method=method, ranks=ranks, ratio=ratio, tolerance=tolerance, weighting=weighting, sequential=sequential,
-                  refit=refit, solver=solver, refine=refine, distill=distill and vars(distill), device=str(device),
+                  refit=refit, solver=solver, refine=refine, distill=distill and vars(distill), device=str(device), offload=offload,
+                  checkpoint=checkpoint and str(checkpoint), resumed_blocks=resumed,
                   calibration_windows=len(calib), seq_len=seq_len, calibration_tokens=report.calibration_tokens,
                   params_before=report.params_before, params_after=report.params_after,
                   linear_ratio=report.linear_ratio, compress_seconds=report.seconds + profile_seconds, profile_seconds=profile_seconds,

@@ -4,12 +4,16 @@
 
 # %% ../nbs/05_compress.ipynb #42539a0c
 from __future__ import annotations
-import copy, logging, time
+import copy, hashlib, itertools, json, logging, os, tempfile, time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
-from .lowrank import (breakeven_rank, check_ratio, compressible_linears, decoder_layers, dense_weight, factorise,
+from safetensors import safe_open
+from safetensors.torch import save_file
+from .lowrank import (LowRankLinear, breakeven_rank, check_ratio, compressible_linears, decoder_layers, dense_weight, factorise,
                           factorised_params, parameter_count, set_module, uniform_rank)
 from .models import default_device
 from .stats import (ActivationStats, all_reduce_sum, block_inputs, block_outputs, block_statistics, check_windows, input_groups,
@@ -21,9 +25,11 @@ from .distill import Distill, LayerDistillation, distill_layer
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'METHODS', 'SOLVERS', 'uniform_ranks', 'check_ranks', 'statistics_needed', 'refine_settings', 'decomposition',
-           'CompressionReport', 'GroupInputs', 'group_inputs', 'original_decompositions', 'CompressionPlan',
-           'plan_compression', 'compressed_layers', 'compress']
+__all__ = ['log', 'METHODS', 'SOLVERS', 'PLAN_FILE', 'uniform_ranks', 'check_ranks', 'statistics_needed', 'refine_settings',
+           'decomposition', 'CompressionReport', 'GroupInputs', 'group_inputs', 'outside_blocks', 'home_device',
+           'visiting', 'original_decompositions', 'CompressionPlan', 'plan_compression', 'compressed_layers',
+           'compress', 'digest', 'checkpoint_fingerprint', 'block_file', 'atomic_write', 'open_checkpoint',
+           'save_block', 'load_block']
 
 # %% ../nbs/05_compress.ipynb #ee789d65
 def uniform_ranks(model:nn.Module, ratio:float)->dict[str, int]:
@@ -97,6 +103,7 @@ class CompressionReport:
     seconds: float             # wall time in all
     statistics_seconds: float  # of which: forward passes that collect statistics or produce the next block's inputs
     distillation: dict[str, LayerDistillation] = field(default_factory=dict)  # per distilled layer (refine='distill')
+    resumed_blocks: int = 0    # blocks whose layers were read back from the checkpoint folder instead of computed
 
     @property
     def linear_ratio(self)->float:
@@ -142,6 +149,38 @@ def group_inputs(work:nn.Module,        # the partly compressed block
     return res
 
 # %% ../nbs/05_compress.ipynb #50a0cb6c
+def outside_blocks(model:nn.Module)->list[nn.Module]:
+    "The fewest submodules that hold everything of `model` outside its list of blocks (embeddings, final norm, head)."
+    blocks = decoder_layers(model)[1]
+    found = []
+    def walk(mod):
+        for child in mod.children():
+            if child is blocks: continue
+            if any(m is blocks for m in child.modules()): walk(child)
+            else: found.append(child)
+    walk(model)
+    return found
+
+def home_device(module:nn.Module)->torch.device|None:
+    "Where the module's first parameter (or buffer) lives; None if it holds neither."
+    t = next(itertools.chain(module.parameters(), module.buffers()), None)
+    return None if t is None else t.device
+
+@contextmanager
+def visiting(modules:list[nn.Module], # modules to bring to `device`
+             device,                  # the compute device
+             offload:bool=True,       # False: leave everything where it is
+            ):
+    "Move `modules` to `device` for the `with` block, and back to where each one was afterwards (even on an error)."
+    homes = [home_device(m) for m in modules] if offload else []
+    try:
+        for m in homes and modules: m.to(device)
+        yield
+    finally:
+        for m, home in zip(modules, homes):
+            if home is not None: m.to(home)
+
+# %% ../nbs/05_compress.ipynb #13ffc322
 @torch.no_grad()
 def original_decompositions(model:nn.Module,          # a causal LM (left unchanged)
                             windows:Tensor|None,       # (N, seq_len) calibration token ids (None for 'svd')
@@ -155,30 +194,40 @@ def original_decompositions(model:nn.Module,          # a causal LM (left unchan
                             device=None,               # None: cuda if available, else cpu
                             progress:bool=True,        # tqdm bar over blocks
                             seconds:dict|None=None,    # adds 'statistics' and 'decompose' wall seconds here
+                            offload:bool=False,        # the model stays where it is; each block visits `device` in turn
                            ):
     "Yield (name, Decomposition) for every layer in `names`, block by block, from the original model's statistics."
     grams = statistics_needed(method, solver)
     seconds = {} if seconds is None else seconds
     for key in ('statistics', 'decompose'): seconds.setdefault(key, 0.0)
     linears, device, remaining = compressible_linears(model), default_device(device), set(names)
+    if not remaining: return
     prefix, blocks = decoder_layers(model)
     t = time.perf_counter()
-    inputs = None if grams is None else block_inputs(model, windows, attention_mask, batch_size, device)
+    with visiting(outside_blocks(model), device, offload and grams is not None):
+        inputs = None if grams is None else block_inputs(model, windows, attention_mask, batch_size, device)
     seconds['statistics'] += time.perf_counter() - t
     for i, block in enumerate(tqdm(blocks, desc=f"decompose ({method})", disable=not progress)):
         here = f"{prefix}.{i}"
-        t = time.perf_counter()
-        stats, inputs = ({}, None) if inputs is None else block_statistics(block, inputs, here, grams)
-        seconds['statistics'] += time.perf_counter() - t
-        cache = {}
-        for name in [n for n in names if n.startswith(here + '.')]:
+        mine = [n for n in names if n.startswith(here + '.')]
+        if not mine and inputs is None: continue
+        with visiting([block], device, offload):
             t = time.perf_counter()
-            d = decomposition(dense_weight(linears[name]), stats.get(name), method, alpha, cache, name, solver,
-                              None if ranks is None else ranks[name])
-            seconds['decompose'] += time.perf_counter() - t
-            remaining.discard(name)
-            yield name, d
-        del stats, cache
+            if not mine:   # nothing to decompose here: only carry the activations through
+                inputs = block_outputs(block, inputs)
+                seconds['statistics'] += time.perf_counter() - t
+                continue
+            stats, inputs = ({}, None) if inputs is None else block_statistics(block, inputs, here, grams)
+            seconds['statistics'] += time.perf_counter() - t
+            cache = {}
+            for name in mine:
+                t = time.perf_counter()
+                d = decomposition(dense_weight(linears[name]), stats.get(name), method, alpha, cache, name, solver,
+                                  None if ranks is None else ranks[name])
+                seconds['decompose'] += time.perf_counter() - t
+                remaining.discard(name)
+                yield name, d
+            del stats, cache
         if not remaining: return   # later blocks hold nothing to decompose
 
 # %% ../nbs/05_compress.ipynb #782e1724
@@ -193,6 +242,8 @@ class CompressionPlan:
     solver: str = 'svd'           # 'svd' or 'als'
     decompositions: dict[str, Decomposition]|None = None  # precomputed per layer
     distill: Distill|None = None  # local distillation settings, if any
+    offload: bool = False         # the model stays where it is; its blocks visit the compute device one at a time
+    checkpoint: Path|None = None  # folder the finished blocks' layers are written to, and read back from on a rerun
 
     @property
     def grams(self)->str|None:
@@ -208,6 +259,7 @@ class CompressionPlan:
 def plan_compression(model:nn.Module, windows:Tensor|None=None, method:str='whitened', ratio:float=0.2, ranks:dict[str, int]|None=None,
                      alpha:float=0.5, sequential:bool=False, refit:bool=False, solver:str='svd',
                      decompositions:dict[str, Decomposition]|None=None, refine:str|Distill|None=None, batch_size:int=8,
+                     offload:bool=False, checkpoint:str|Path|None=None,
                     )->CompressionPlan:
     "Check `compress`'s settings (see there) against the model and the windows, before any work; the plan they make."
     statistics_needed(method, solver)   # raises on an unknown method or solver
@@ -227,7 +279,13 @@ def plan_compression(model:nn.Module, windows:Tensor|None=None, method:str='whit
         if unknown: raise ValueError(f"refine matrices name {unknown[0]!r}, which ends the name of no layer being compressed")
     if distill is not None and windows is None: raise ValueError("windows (calibration token ids) are required for refine='distill'")
     if distill is not None and world()[1] > 1: raise ValueError(f"refine='distill' trains each layer on one process's tokens: run it in a single process, not under torch.distributed ({world()[1]} processes)")
-    plan = CompressionPlan(method, keep, alpha, sequential, refit, solver, decompositions, distill)
+    if not isinstance(offload, bool): raise ValueError(f"offload must be True or False; got {offload!r}")
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)): raise ValueError(f"checkpoint must be a folder path or None; got {checkpoint!r}")
+        checkpoint = Path(checkpoint)
+        if checkpoint.exists() and not checkpoint.is_dir():
+            raise ValueError(f"checkpoint must be a folder (new, or from an interrupted run with the same settings); got {str(checkpoint)!r}, which is a file")
+    plan = CompressionPlan(method, keep, alpha, sequential, refit, solver, decompositions, distill, offload, checkpoint)
     if plan.grams is not None or distill is not None:
         if windows is None: raise ValueError(f"windows (calibration token ids) are required for method={method!r}")
         check_windows(windows, model)
@@ -241,64 +299,103 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
                       batch_size:int=8, attention_mask:Tensor|None=None, device=None, progress:bool=True,
                       seconds:dict|None=None,   # adds 'statistics', 'decompose' and 'distill' wall seconds here
                       distilled:dict|None=None, # puts each distilled layer's `LayerDistillation` here
+                      resumed:list|None=None,   # appends the index of every block read back from `plan.checkpoint`
                      ):
-    "Yield (name, Decomposition, low-rank layer) for every layer of the plan, in forward order, block by block."
+    "Yield (name, Decomposition, low-rank layer) for every layer of the plan, block by block (Decomposition None: read from the checkpoint)."
     seconds = {} if seconds is None else seconds
     for key in ('statistics', 'decompose', 'distill'): seconds.setdefault(key, 0.0)
     distilled = {} if distilled is None else distilled
+    resumed = [] if resumed is None else resumed
     linears, keep, distill, grams = compressible_linears(model), plan.keep, plan.distill, plan.grams
+    prefix, blocks = decoder_layers(model)
+    homes = {name: dense_weight(linears[name]).device for name in keep}   # where the new layers end (offload: not the device)
+    by_block = {}
+    for name in keep: by_block.setdefault(int(name[len(prefix) + 1:].split('.')[0]), []).append(name)
+    folder = plan.checkpoint
+    done = set() if folder is None else open_checkpoint(folder, checkpoint_fingerprint(model, windows, plan, batch_size, attention_mask, device)) & set(by_block)
+    def loaded(i):
+        layers, records = load_block(folder, i, {n: linears[n] for n in by_block[i]})
+        distilled.update(records)
+        resumed.append(i)
+        return layers
+    def finished(i, layers):   # every layer of block i is done: checkpoint them (under torch.distributed, the first process writes)
+        if folder is not None and world()[0] == 0: save_block(folder, i, layers, distilled)
     def factorised(name, d):
         t = time.perf_counter()
         layer = factorise(linears[name], *d.factors(keep[name]))
         seconds['decompose'] += time.perf_counter() - t
         return layer
+    if set(by_block) <= done:   # everything is in the checkpoint: no forward pass at all
+        for i in sorted(by_block): yield from ((n, None, layer) for n, layer in loaded(i).items())
+        return
     if distill is None and plan.decompositions is not None:
-        for name in keep: yield name, plan.decompositions[name], factorised(name, plan.decompositions[name])
+        for i in sorted(by_block):
+            layers = loaded(i) if i in done else {n: factorised(n, plan.decompositions[n]) for n in by_block[i]}
+            if i not in done: finished(i, layers)
+            for n, layer in layers.items(): yield n, None if i in done else plan.decompositions[n], layer
         return
     if distill is None and (not plan.sequential or grams is None):   # plain SVD reads no inputs: sequential changes nothing
-        for name, d in original_decompositions(model, windows, list(keep), plan.method, plan.alpha, plan.solver, keep, batch_size,
-                                               attention_mask, device, progress, seconds):
-            yield name, d, factorised(name, d)
+        waiting, new = sorted(done), {}   # blocks to read back, in order; the new layers of the current block
+        for name, d in original_decompositions(model, windows, [n for i in sorted(by_block) if i not in done for n in by_block[i]],
+                                               plan.method, plan.alpha, plan.solver, keep, batch_size, attention_mask, device,
+                                               progress, seconds, plan.offload):
+            i = int(name[len(prefix) + 1:].split('.')[0])
+            while waiting and waiting[0] < i: yield from ((n, None, layer) for n, layer in loaded(waiting.pop(0)).items())
+            new[name] = factorised(name, d).to(homes[name])
+            if len(new) == len(by_block[i]): finished(i, new)
+            yield name, d, new[name]
+            if len(new) == len(by_block[i]): new = {}
+        for i in waiting: yield from ((n, None, layer) for n, layer in loaded(i).items())
         return
     # walk the blocks, carrying the compressed model's inputs and, for a refit or distillation, the original's
     fit_on = None if grams is None else 'compressed' if plan.sequential else 'original'
-    prefix, blocks = decoder_layers(model)
     t = time.perf_counter()
-    inputs = block_inputs(model, windows, attention_mask, batch_size, device)
+    with visiting(outside_blocks(model), device, plan.offload):
+        inputs = block_inputs(model, windows, attention_mask, batch_size, device)
     original_inputs = inputs if plan.refit or distill is not None else None
     seconds['statistics'] += time.perf_counter() - t
     steps = ' + '.join(['refit' if plan.refit else 'sequential' if plan.sequential else 'original statistics'] + (['distill'] if distill else []))
-    last = max((int(n[len(prefix) + 1:].split('.')[0]) for n in keep), default=-1)   # later blocks hold nothing to compress
+    last = max(by_block, default=-1)   # later blocks hold nothing to compress
     for i, block in enumerate(tqdm(blocks[:last + 1], desc=f"compress ({plan.method}, {steps})", disable=not progress)):
-        here = f"{prefix}.{i}"
-        work = copy.deepcopy(block)
-        for group in input_groups(block_statistics(block, inputs[:1], here, 'none')[0]):  # readers of one tensor
-            todo = [n for n in group if n in keep]
-            if not todo: continue
-            train = [n for n in todo if distill is not None and distill.trains(n)]
-            t = time.perf_counter()
-            read = group_inputs(work, inputs, group[0][len(here) + 1:], block if original_inputs is not None else None,
-                                original_inputs, fit_on, grams != 'none', plan.refit, bool(train))
-            seconds['statistics'] += time.perf_counter() - t
-            cache = {}
-            for name in todo:
-                t = time.perf_counter()
-                d = plan.decompositions[name] if plan.decompositions is not None else decomposition(
-                    dense_weight(linears[name]), read.stats, plan.method, plan.alpha, cache, name, plan.solver, keep[name], read.cross)
-                seconds['decompose'] += time.perf_counter() - t
-                layer = factorised(name, d)
-                if name in train:
+        here, new = f"{prefix}.{i}", {}
+        with visiting([block], device, plan.offload):
+            work = copy.deepcopy(block)
+            if i in done:   # read back: only carry the activations through
+                for name, layer in loaded(i).items():
+                    set_module(work, name[len(here) + 1:], layer)
+                    new[name] = layer
+                    yield name, None, layer
+            else:
+                for group in input_groups(block_statistics(block, inputs[:1], here, 'none')[0]):  # readers of one tensor
+                    todo = [n for n in group if n in keep]
+                    if not todo: continue
+                    train = [n for n in todo if distill is not None and distill.trains(n)]
                     t = time.perf_counter()
-                    distilled[name] = distill_layer(layer, linears[name], read.original, read.compressed, distill, progress, name)
-                    seconds['distill'] += time.perf_counter() - t
-                set_module(work, name[len(here) + 1:], layer)
-                yield name, d, layer
-            del read, cache
-        t = time.perf_counter()
-        inputs = block_outputs(work, inputs)
-        if original_inputs is not None: original_inputs = block_outputs(block, original_inputs)
-        seconds['statistics'] += time.perf_counter() - t
-        del work
+                    read = group_inputs(work, inputs, group[0][len(here) + 1:], block if original_inputs is not None else None,
+                                        original_inputs, fit_on, grams != 'none', plan.refit, bool(train))
+                    seconds['statistics'] += time.perf_counter() - t
+                    cache = {}
+                    for name in todo:
+                        t = time.perf_counter()
+                        d = plan.decompositions[name] if plan.decompositions is not None else decomposition(
+                            dense_weight(linears[name]), read.stats, plan.method, plan.alpha, cache, name, plan.solver, keep[name], read.cross)
+                        seconds['decompose'] += time.perf_counter() - t
+                        layer = factorised(name, d)
+                        if name in train:
+                            t = time.perf_counter()
+                            distilled[name] = distill_layer(layer, linears[name], read.original, read.compressed, distill, progress, name)
+                            seconds['distill'] += time.perf_counter() - t
+                        set_module(work, name[len(here) + 1:], layer)
+                        new[name] = layer
+                        yield name, d, layer
+                    del read, cache
+                if new: finished(i, new)
+            t = time.perf_counter()
+            inputs = block_outputs(work, inputs)
+            if original_inputs is not None: original_inputs = block_outputs(block, original_inputs)
+            seconds['statistics'] += time.perf_counter() - t
+            del work
+        for name, layer in new.items(): layer.to(homes[name])
 
 def compress(model:nn.Module,             # a causal LM, modified in place when everything succeeded
              windows:Tensor|None=None,     # (N, seq_len) calibration token ids (not needed for 'svd')
@@ -315,16 +412,20 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
              attention_mask:Tensor|None=None, # (N, seq_len), 0 at padding
              device=None,                  # None: cuda if available, else cpu
              progress:bool=True,           # tqdm bar over blocks
+             offload:bool=False,           # leave the model where it is; the embeddings, then each block, visit `device` in turn
+             checkpoint:str|Path|None=None, # folder for each finished block's layers; a rerun with it continues from there
             )->CompressionReport:
     "Replace the model's compressible linears by low-rank factors; returns what was done."
-    plan = plan_compression(model, windows, method, ratio, ranks, alpha, sequential, refit, solver, decompositions, refine, batch_size)
+    plan = plan_compression(model, windows, method, ratio, ranks, alpha, sequential, refit, solver, decompositions, refine, batch_size,
+                            offload, checkpoint)
     start, device = time.perf_counter(), default_device(device)
-    model.to(device)
+    if not offload: model.to(device)
     params_before = parameter_count(model)
     shapes = {name: tuple(dense_weight(m).shape) for name, m in compressible_linears(model).items()}
-    distilled, seconds = {}, {}
+    distilled, seconds, resumed = {}, {}, []
     new = {name: layer for name, _, layer in compressed_layers(model, windows, plan, batch_size, attention_mask, device, progress,
-                                                               seconds, distilled)}
+                                                               seconds, distilled, resumed)}
+    if resumed: log.info("read %d finished blocks back from %s", len(resumed), checkpoint)
     for name, layer in new.items(): set_module(model, name, layer)
     plan.record(model)
     before = sum(m * n for m, n in shapes.values())
@@ -332,7 +433,100 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
     used = windows is not None and (plan.grams is not None or decompositions is not None or plan.distill is not None)  # the profile behind `decompositions` read them
     tokens = int(windows.numel() if attention_mask is None else attention_mask.sum()) if used else 0
     report = CompressionReport(method, plan.keep, params_before, parameter_count(model), before, after, tokens,
-                               time.perf_counter() - start, seconds['statistics'], distilled)
+                               time.perf_counter() - start, seconds['statistics'], distilled, len(resumed))
     log.info("compressed %d linears with %s: %d -> %d parameters in %.1fs", len(plan.keep), method,
              report.params_before, report.params_after, report.seconds)
     return report
+
+# %% ../nbs/05_compress.ipynb #694d8426
+def digest(*tensors:Tensor|None)->str:
+    "sha256 of the tensors' shapes, dtypes and bytes."
+    h = hashlib.sha256()
+    for t in tensors:
+        if t is None: h.update(b'None'); continue
+        h.update(f"{tuple(t.shape)} {t.dtype};".encode())
+        h.update(t.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+def checkpoint_fingerprint(model:nn.Module,          # the causal LM being compressed
+                           windows:Tensor|None,       # calibration token ids
+                           plan:CompressionPlan,      # its settings
+                           batch_size:int=8, attention_mask:Tensor|None=None, device=None,
+                          )->dict:
+    "What the layers of a checkpoint depend on: `plan`'s settings, and digests of the model and the calibration windows."
+    sample = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        flat = t.reshape(-1)
+        sample.update(f"{name}:{digest(flat[:64], flat[-64:])}:{tuple(t.shape)};".encode())
+    decomps = None if plan.decompositions is None else digest(
+        *[t for n in sorted(plan.keep) for t in (plan.decompositions[n].left, plan.decompositions[n].right, plan.decompositions[n].sigma)])
+    return {'method': plan.method, 'ranks': plan.keep, 'alpha': plan.alpha, 'sequential': plan.sequential, 'refit': plan.refit,
+            'solver': plan.solver, 'distill': None if plan.distill is None else asdict(plan.distill), 'batch_size': batch_size,
+            'device': default_device(device).type, 'windows': None if windows is None else digest(windows),
+            'attention_mask': None if attention_mask is None else digest(attention_mask), 'decompositions': decomps,
+            'config': hashlib.sha256(model.config.to_json_string(use_diff=False).encode()).hexdigest(), 'weights': sample.hexdigest()}
+
+# %% ../nbs/05_compress.ipynb #4a1dc998
+PLAN_FILE = 'plan.json'
+
+def block_file(folder:Path, i:int)->Path: return Path(folder) / f"block-{i:03d}.safetensors"
+
+def atomic_write(path:Path, write):
+    "Call `write(tmp)` on a temporary file beside `path`, then rename it to `path` (a reader sees all of it or nothing)."
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+def open_checkpoint(folder:str|Path,  # checkpoint folder, new or from an earlier run
+                    fingerprint:dict, # from `checkpoint_fingerprint`
+                   )->set[int]:
+    "Start `folder` for the compression `fingerprint` describes, or reopen it if it was written for the same one; the blocks it holds."
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    mine, plan_file = json.loads(json.dumps(fingerprint)), folder / PLAN_FILE
+    held = {int(p.name[6:9]) for p in folder.glob('block-[0-9][0-9][0-9].safetensors')}
+    if not plan_file.exists():
+        if held: raise ValueError(f"checkpoint folder {str(folder)!r} holds block files but no {PLAN_FILE}: delete it or give another folder")
+        atomic_write(plan_file, lambda tmp: Path(tmp).write_text(json.dumps(mine, indent=1)))
+        return held
+    try: theirs = json.loads(plan_file.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"checkpoint folder {str(folder)!r}: {PLAN_FILE} is unreadable ({e})") from None
+    differ = [k for k in dict.fromkeys([*mine, *theirs]) if mine.get(k) != theirs.get(k)]
+    if differ:
+        said = lambda v: isinstance(v, (bool, int, float, type(None))) or (isinstance(v, str) and len(v) < 40)
+        what = [f"{k} ({theirs.get(k)!r} there, {mine.get(k)!r} here)" if said(mine.get(k)) and said(theirs.get(k)) else f"{k} differ" for k in differ]
+        raise ValueError(f"checkpoint folder {str(folder)!r} holds layers of another compression: {', '.join(what)}; "
+                         "delete it or give another folder")
+    return held
+
+def save_block(folder:str|Path, i:int,
+               layers:dict[str, LowRankLinear],          # the block's new layers, by full name
+               distilled:dict[str, LayerDistillation],   # distillation records (those of `layers` are kept)
+              ):
+    "Write block `i`'s new layers (factors and bias) and their distillation records to `folder`, atomically."
+    tensors = {f"{n}.{k}": v.detach().cpu().contiguous() for n, layer in layers.items() for k, v in layer.state_dict().items()}
+    meta = {'ranks': json.dumps({n: layer.rank for n, layer in layers.items()}),
+            'distillation': json.dumps({n: asdict(distilled[n]) for n in layers if n in distilled})}
+    atomic_write(block_file(folder, i), lambda tmp: save_file(tensors, tmp, meta))
+
+def load_block(folder:str|Path, i:int,
+               linears:dict[str, nn.Module],  # the dense layers the block's new layers replace, by full name
+              )->tuple[dict[str, LowRankLinear], dict[str, LayerDistillation]]:
+    "Block `i`'s layers from `folder`, on the device and in the dtype of the dense layers they replace, and their distillation records."
+    path = block_file(folder, i)
+    try:
+        with safe_open(path, 'pt') as f: meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+        ranks, records = json.loads(meta['ranks']), json.loads(meta['distillation'])
+    except Exception as e: raise ValueError(f"checkpoint file {path} is unreadable ({e}): delete it to compute block {i} again") from None
+    if set(ranks) != set(linears):
+        raise ValueError(f"checkpoint file {path} holds layers {sorted(ranks)}, but block {i} compresses {sorted(linears)}")
+    layers = {}
+    for n in linears:
+        W = dense_weight(linears[n])
+        layers[n] = LowRankLinear.from_factors(tensors[f"{n}.A"], tensors[f"{n}.B"], tensors.get(f"{n}.bias"), dtype=W.dtype).to(W.device)
+    return layers, {n: LayerDistillation(**r) for n, r in records.items()}
