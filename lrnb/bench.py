@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_results.ipynb #5cdbf20e
 from __future__ import annotations
-import json, os, re, subprocess, sys, tempfile, time
+import json, re, subprocess, sys, tempfile, time
 from pathlib import Path
 from fastcore.script import call_parse, store_true
 from .models import load_model
@@ -117,22 +117,18 @@ def check_bench_settings(methods:list[str], ratios:list[float])->None:
     for r in ratios: check_ratio(r)
 
 # %% ../nbs/09_results.ipynb #1cbf4186
-def run_measured(cmd:list[str])->tuple[dict, float]:
-    "Run one of lrnb's console scripts with --json; its JSON result and the child process's peak resident set in MiB."
-    with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
-        p = subprocess.Popen([str(Path(sys.executable).parent / cmd[0]), *cmd[1:], '--json'], stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0); err.seek(0)
-        if p.returncode != 0: raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.read()[-3000:]}")
-        return json.loads(out.read().strip().splitlines()[-1]), usage.ru_maxrss / 1024   # Linux reports KiB
+def run_measured(cmd:list[str])->dict:
+    "Run one of lrnb's console scripts with --json in a process of its own; the JSON it printed (with its `peak_rss_mb`)."
+    p = subprocess.run([str(Path(sys.executable).parent / cmd[0]), *cmd[1:], '--json'], capture_output=True, text=True)
+    if p.returncode != 0: raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 # %% ../nbs/09_results.ipynb #53379b5f
 def eval_row(model:str, text:str, ood_text:str, settings:dict, baseline:str|None=None)->dict:
     "Perplexity in and out of domain, batched-forward and batch-1 generation tokens/s of a saved or named model (and its speed ÷ `baseline`'s)."
     ev = ['--n_windows', str(settings['eval_windows']), '--seq_len', str(settings['seq_len'])] + (['--device', settings['device']] if settings['device'] else [])
-    ind, _ = run_measured(['lrnb_eval', '--model', model, '--text', text, '--speed', str(settings['new_tokens'])] + (['--baseline', baseline] if baseline else []) + ev)
-    ood, _ = run_measured(['lrnb_eval', '--model', model, '--text', ood_text, '--split', 'all'] + ev)
+    ind = run_measured(['lrnb_eval', '--model', model, '--text', text, '--speed', str(settings['new_tokens'])] + (['--baseline', baseline] if baseline else []) + ev)
+    ood = run_measured(['lrnb_eval', '--model', model, '--text', ood_text, '--split', 'all'] + ev)
     row = dict(parameters=ind['parameters'], ppl_in=ind['perplexity'], ppl_out=ood['perplexity'], device=ind['device'])
     if baseline: return row | {k: ind[k] for k in ('forward_tps', 'generate_tps', 'forward_speedup', 'generate_speedup')}
     return row | dict(forward_tps=ind['tokens_per_second'], generate_tps=ind['generate_tokens_per_second'])
@@ -150,11 +146,11 @@ def benchmark_rows(model:str, text:str, ood_text:str, out_dir:str|Path, methods:
         for method in methods:
             if any(r['method'] == method and r['ratio'] == ratio for r in rows): continue   # measured before
             folder = Path(out_dir) / f"{method}-{round(ratio * 100)}"
-            c, rss = run_measured(['lrnb_compress', '--model', model, '--ratio', str(ratio), '--text', text, '--out', str(folder),
+            c = run_measured(['lrnb_compress', '--model', model, '--ratio', str(ratio), '--text', text, '--out', str(folder),
                                    '--n_windows', str(settings['n_windows']), '--seq_len', str(settings['seq_len']), '--eval_windows', '0']
                                   + BENCH_METHODS[method] + (['--device', settings['device']] if settings['device'] else []))
             row = dict(method=method, ratio=ratio, settings=settings, compress_s=c['compress_seconds'], statistics_s=c['statistics_seconds'],
-                       peak_rss_mb=rss, peak_gpu_mb=c['peak_memory_mb'] if c['device'].startswith('cuda') else None,
+                       peak_rss_mb=c['peak_rss_mb'], peak_gpu_mb=c['peak_memory_mb'] if c['device'].startswith('cuda') else None,
                        **eval_row(str(folder), text, ood_text, settings, baseline=model))
             rows.append(row)
             if on_row: on_row(rows)

@@ -17,7 +17,7 @@ from .compress import METHODS, SOLVERS, compress, uniform_ranks
 from .spectrum import check_training, learn_spectrum
 from .distill import Distill
 from .pareto import RULES, WEIGHTINGS, check_tolerance, profile, rank_allocation
-from .evaluate import evaluate, generation_speed, peak_memory_mb, relative_speed
+from .evaluate import evaluate, generation_speed, peak_memory_mb, peak_rss_mb, relative_speed
 from .save import save_pretrained
 
 # %% auto #0
@@ -152,7 +152,7 @@ def lrnb_compress(
                   distill_seconds=sum(d.seconds for d in report.distillation.values()),
                   perplexity_before=before and before.perplexity, perplexity_after=after and after.perplexity,
                   eval_tokens=after and after.tokens, tokens_per_second_before=before and before.tokens_per_second,
-                  tokens_per_second_after=after and after.tokens_per_second, peak_memory_mb=peak_memory_mb(device),
+                  tokens_per_second_after=after and after.tokens_per_second, peak_memory_mb=peak_memory_mb(device), peak_rss_mb=peak_rss_mb(),
                   total_seconds=time.perf_counter() - t0, out=str(folder))
     if json: print(jsonlib.dumps(result)); return
     ppl = lambda e: e.perplexity if e else '-'
@@ -197,7 +197,8 @@ def lrnb_eval(
     result = dict(model=model, text=text, split=split, windows=len(windows), seq_len=seq_len, tokens=ev.tokens,
                   perplexity=ev.perplexity, tokens_per_second=ev.tokens_per_second, generate_tokens_per_second=generate,
                   parameters=parameter_count(net), compressed=getattr(net.config, 'lrnb', None) is not None,
-                  peak_memory_mb=peak_memory_mb(device), device=str(device), baseline=baseline, **versus)
+                  peak_memory_mb=peak_memory_mb(device), peak_rss_mb=peak_rss_mb(), device=str(device), baseline=baseline,
+                  **versus)
     if json: print(jsonlib.dumps(result)); return
     print(format_table([[model, result['parameters'], ev.perplexity, ev.tokens, round(ev.tokens_per_second)] + ([round(generate, 1)] if speed else [])],
                        ['model', 'parameters', 'perplexity', 'tokens', 'tokens/s'] + (['generate tokens/s'] if speed else [])))

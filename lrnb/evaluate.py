@@ -4,7 +4,8 @@
 
 # %% ../nbs/06_evaluate.ipynb #b50e1762
 from __future__ import annotations
-import math, resource, time
+import math, resource, sys, time
+from pathlib import Path
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,7 @@ from .lowrank import compressible_linears
 from .stats import check_windows
 
 # %% auto #0
-__all__ = ['Evaluation', 'evaluate', 'peak_memory_mb', 'generation_speed', 'relative_speed', 'layer_output_errors',
+__all__ = ['Evaluation', 'evaluate', 'peak_rss_mb', 'peak_memory_mb', 'generation_speed', 'relative_speed', 'layer_output_errors',
            'perplexity_cell', 'markdown_table']
 
 # %% ../nbs/06_evaluate.ipynb #e9f71260
@@ -55,11 +56,20 @@ def evaluate(model:nn.Module,     # a causal LM
     return Evaluation(ppl, count, seconds)
 
 # %% ../nbs/06_evaluate.ipynb #553584a5
+def peak_rss_mb()->float:
+    "This process's peak resident memory in MiB, counted from the start of its program."
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024     # Linux: kB since the last exec
+    except OSError: pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == 'darwin' else peak / 1024            # bytes on macOS, KiB elsewhere
+
 def peak_memory_mb(device=None)->float:
     "Peak memory in MiB: CUDA allocator peak on a GPU, the process's peak resident set on the CPU."
     device = default_device(device)
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return peak_rss_mb()
 
 # %% ../nbs/06_evaluate.ipynb #0cf519ed
 @torch.no_grad()
