@@ -159,9 +159,11 @@ def layer_output_errors(original:nn.Module,    # the original causal LM
 
 # %% ../nbs/06_evaluate.ipynb #9e34bc2c
 def perplexity_cell(value:float, base:float|None=None)->str:
-    "A perplexity for a results table: one decimal (scientific from 10⁴), and its ratio to `base` in brackets."
+    "A perplexity for a results table: one decimal (scientific from 10⁴), and its ratio to `base` in brackets (scientific from 10³)."
     text = f"{value:,.1f}" if value < 1e4 else f"{value:.1e}"
-    return text if base is None else f"{text} ({value / base:,.2f}×)"
+    if base is None: return text
+    ratio = value / base
+    return f"{text} ({ratio:,.2f}×)" if ratio < 1e3 else f"{text} ({ratio:.1e}×)"
 
 def markdown_table(header:list[str], rows:list[list])->str:
     "A Markdown table of `rows` (lists of cells) under `header`."
