@@ -148,7 +148,7 @@ def lrnb_compress(
                   calibration_windows=len(calib), seq_len=seq_len, calibration_tokens=report.calibration_tokens,
                   params_before=report.params_before, params_after=report.params_after,
                   linear_ratio=report.linear_ratio, compress_seconds=report.seconds + profile_seconds, profile_seconds=profile_seconds,
-                  statistics_seconds=report.statistics_seconds,
+                  statistics_seconds=report.statistics_seconds + (prof.seconds['statistics'] if prof else 0.0),   # the profile's too
                   distill_seconds=sum(d.seconds for d in report.distillation.values()),
                   perplexity_before=before and before.perplexity, perplexity_after=after and after.perplexity,
                   eval_tokens=after and after.tokens, tokens_per_second_before=before and before.tokens_per_second,
