@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_results.ipynb #5cdbf20e
 from __future__ import annotations
-import json, re, subprocess, sys, tempfile, time
+import json, re, subprocess, sys, time
 from pathlib import Path
 from fastcore.script import call_parse, store_true
 from .models import load_model
@@ -147,8 +147,8 @@ def benchmark_rows(model:str, text:str, ood_text:str, out_dir:str|Path, methods:
             if any(r['method'] == method and r['ratio'] == ratio for r in rows): continue   # measured before
             folder = Path(out_dir) / f"{method}-{round(ratio * 100)}"
             c = run_measured(['lrnb_compress', '--model', model, '--ratio', str(ratio), '--text', text, '--out', str(folder),
-                                   '--n_windows', str(settings['n_windows']), '--seq_len', str(settings['seq_len']), '--eval_windows', '0']
-                                  + BENCH_METHODS[method] + (['--device', settings['device']] if settings['device'] else []))
+                              '--n_windows', str(settings['n_windows']), '--seq_len', str(settings['seq_len']), '--eval_windows', '0']
+                             + BENCH_METHODS[method] + (['--device', settings['device']] if settings['device'] else []))
             row = dict(method=method, ratio=ratio, settings=settings, compress_s=c['compress_seconds'], statistics_s=c['statistics_seconds'],
                        peak_rss_mb=c['peak_rss_mb'], peak_gpu_mb=c['peak_memory_mb'] if c['device'].startswith('cuda') else None,
                        **eval_row(str(folder), text, ood_text, settings, baseline=model))
