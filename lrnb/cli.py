@@ -79,6 +79,7 @@ def lrnb_compress(
     steps:int=30,                # spectrum: optimiser steps per stage (three stages)
     lr:float=0.05,               # spectrum: learning rate of the scores
     train_windows:int=16,        # spectrum: the first this many calibration windows train the scores (0: all)
+    train_batch_size:int=2,      # spectrum: windows per optimiser step
     refine:str=None,             # 'distill': train each layer's factors to reproduce the original outputs
     distill_mode:str='student',  # distill: inputs to train on, 'teacher', 'student' or 'joint'
     distill_steps:int=64,        # distill: AdamW steps per layer
@@ -107,13 +108,14 @@ def lrnb_compress(
         raise SystemExit(f"error: --checkpoint {checkpoint} cannot go with {'--no_checkpoint' if no_checkpoint else '--method spectrum'}")
     folder_default = checkpoint is None
     checkpoint = None if no_checkpoint or method == 'spectrum' else Path(checkpoint or Path(out).with_name(Path(out).name + '.partial'))
+    if train_windows < 0: raise SystemExit(f"error: --train_windows must be >= 0 (0: every calibration window); got {train_windows}")
+    if train_batch_size < 1: raise SystemExit(f"error: --train_batch_size must be >= 1; got {train_batch_size}")
     with user_errors():
         check_ratio(ratio); torch_dtype = parse_dtype(dtype)
         if tolerance is not None: check_tolerance(tolerance)
-        if method == 'spectrum': check_training(steps, lr, batch_size)
+        if method == 'spectrum': check_training(steps, lr, train_batch_size)
         distill = Distill(distill_mode, distill_steps, distill_lr, distill_tokens, matrices=distill_matrices and distill_matrices.split()) if refine else None
     if eval_windows < 0: raise SystemExit(f"error: --eval_windows must be >= 0; got {eval_windows}")
-    if train_windows < 0: raise SystemExit(f"error: --train_windows must be >= 0 (0: every calibration window); got {train_windows}")
     logging.basicConfig(level=logging.WARNING)
     transformers.utils.logging.disable_progress_bar()  # lrnb's own bars show the long steps
     rank, device = join_torchrun(device)   # under torchrun: calibration shared by the processes, the first one saves and reports
@@ -132,8 +134,8 @@ def lrnb_compress(
             rank_dict = rank_allocation(prof, ranks, None if tolerance is not None else ratio, tolerance, weighting, min_rank)
         if spectrum:
             train_windows = min(train_windows, len(calib)) or len(calib)
-            report = learn_spectrum(net, calib, ratio, ranks=rank_dict or uniform_ranks(net, ratio), steps=steps, lr=lr, batch_size=batch_size,
-                                    train_windows=train_windows,
+            report = learn_spectrum(net, calib, ratio, ranks=rank_dict or uniform_ranks(net, ratio), steps=steps, lr=lr,
+                                    batch_size=train_batch_size, train_windows=train_windows,
                                     min_rank=min_rank, decompositions=prof and prof.decompositions, device=device, seed=seed)
         else:
             report = compress(net, calib, method=method, ratio=ratio, ranks=rank_dict, alpha=alpha, sequential=sequential, refit=refit, solver=solver,
@@ -147,8 +149,8 @@ def lrnb_compress(
         folder = save_pretrained(net, tok, out)
         if checkpoint is not None and folder_default: shutil.rmtree(checkpoint, ignore_errors=True)   # the model is saved: nothing to resume
     result = dict(model=model, method=method, ranks=ranks, ratio=ratio, tolerance=tolerance, weighting=weighting, sequential=sequential,
-                  refit=refit, solver=solver, train_windows=train_windows if spectrum else None, refine=refine, distill=distill and vars(distill),
-                  device=str(device), offload=offload,
+                  refit=refit, solver=solver, train_windows=train_windows if spectrum else None,
+                  train_batch_size=train_batch_size if spectrum else None, refine=refine, distill=distill and vars(distill), device=str(device), offload=offload,
                   checkpoint=checkpoint and str(checkpoint), resumed_blocks=resumed,
                   calibration_windows=len(calib), seq_len=seq_len, calibration_tokens=report.calibration_tokens,
                   params_before=report.params_before, params_after=report.params_after,
