@@ -103,7 +103,7 @@ BENCH_METHODS = {   # name -> lrnb_compress flags
     'asvd':         ['--method', 'asvd'],                        # activation-scaled SVD (ASVD, baseline)
     'whitened':     ['--method', 'whitened'],                    # truncation-aware whitened SVD (SVD-LLM), uniform ranks
     'pareto':       ['--ranks', 'pareto'],                       # one tolerance across layers (PGSVD), sensitivity-weighted
-    'spectrum':     ['--method', 'spectrum'],                    # learned singular-value scores (SoCo)
+    'spectrum':     ['--method', 'spectrum'],                    # learned singular-value scores (SoCo) from uniform ranks, 16 training windows
     'distill':      ['--refine', 'distill', '--distill_matrices', 'o_proj down_proj'],  # local feature distillation (Lillama)
     'greedy+refit': ['--ranks', 'greedy', '--refit'],            # lrnb's best: greedy allocation, closed-form refit
 }
