@@ -92,6 +92,7 @@ def lrnb_compress(
     offload:store_true=False,    # keep the model on the CPU; the embeddings, then each block, visit --device in turn
     checkpoint:str=None,         # folder of finished blocks, to continue after an interruption (default: <out>.partial, removed once saved)
     no_checkpoint:store_true=False, # write no checkpoint folder
+    max_shard_size:str='5GB',    # largest weights file of the saved folder (bigger models are sharded)
     json:store_true=False,       # print one JSON object instead of a table
 ):
     "Compress a causal LM's decoder linears into low-rank factors, report before/after and save it."
@@ -118,7 +119,7 @@ def lrnb_compress(
     if eval_windows < 0: raise SystemExit(f"error: --eval_windows must be >= 0; got {eval_windows}")
     logging.basicConfig(level=logging.WARNING)
     transformers.utils.logging.disable_progress_bar()  # lrnb's own bars show the long steps
-    rank, device = join_torchrun(device)   # under torchrun: calibration shared by the processes, the first one saves and reports
+    with user_errors(): rank, device = join_torchrun(device)   # under torchrun: calibration shared by the processes, the first one saves and reports
     t0 = time.perf_counter()
     with user_errors():
         home = torch.device('cpu') if offload else device   # where the model lives (and is evaluated)
@@ -146,7 +147,7 @@ def lrnb_compress(
         profile_seconds = sum(prof.seconds.values()) if prof else 0.0
         after = evaluate(net, held, batch_size, home) if held is not None else None
         if rank: return
-        folder = save_pretrained(net, tok, out)
+        folder = save_pretrained(net, tok, out, max_shard_size=max_shard_size)
         if checkpoint is not None and folder_default: shutil.rmtree(checkpoint, ignore_errors=True)   # the model is saved: nothing to resume
     result = dict(model=model, method=method, ranks=ranks, ratio=ratio, tolerance=tolerance, weighting=weighting, sequential=sequential,
                   refit=refit, solver=solver, train_windows=train_windows if spectrum else None,
@@ -193,8 +194,8 @@ def lrnb_eval(
     if speed < 0: raise SystemExit(f"error: --speed must be >= 0 (new tokens to generate; 0: no timing); got {speed}")
     if baseline and not speed: raise SystemExit("error: --baseline needs --speed N (the speeds it compares)")
     transformers.utils.logging.disable_progress_bar()
-    device = default_device(device)
     with user_errors():
+        device = default_device(device)
         net, tok = load_model(model, dtype=torch_dtype, device=device)
         windows = token_windows(tok, load_texts(text, split), seq_len, n_windows, seed)
         ev = evaluate(net, windows, batch_size, device)

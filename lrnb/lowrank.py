@@ -4,15 +4,17 @@
 
 # %% ../nbs/00_lowrank.ipynb #57de3d0d
 from __future__ import annotations
-import math
+import importlib, inspect, math
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
+import transformers
 from transformers.pytorch_utils import Conv1D
 
 # %% auto #0
-__all__ = ['LINEAR_TYPES', 'LowRankLinear', 'dense_weight', 'breakeven_rank', 'uniform_rank', 'check_ratio', 'factorised_params',
-           'decoder_layers', 'compressible_linears', 'parameter_count', 'set_module', 'factorise']
+__all__ = ['LINEAR_TYPES', 'MODELING_FILE', 'MODELING_TEMPLATE', 'LowRankLinear', 'dense_weight', 'breakeven_rank',
+           'uniform_rank', 'check_ratio', 'factorised_params', 'decoder_layers', 'compressible_linears',
+           'parameter_count', 'set_module', 'factorise', 'transformers_classes', 'modeling_source']
 
 # %% ../nbs/00_lowrank.ipynb #c58082fb
 class LowRankLinear(nn.Module):
@@ -116,3 +118,69 @@ def factorise(dense:nn.Module, # the nn.Linear or Conv1D being replaced
     if (A.shape[0], B.shape[1]) != tuple(W.shape):
         raise ValueError(f"factors make a {A.shape[0]}x{B.shape[1]} weight; the layer is {W.shape[0]}x{W.shape[1]}")
     return LowRankLinear.from_factors(A.to(W.device), B.to(W.device), dense.bias, dtype=W.dtype)
+
+# %% ../nbs/00_lowrank.ipynb #a6581389
+MODELING_FILE = 'modeling_lrnb.py'
+
+MODELING_TEMPLATE = '''\
+"""A {model_class} whose linear layers named in `config.lrnb["ranks"]` are low-rank factors, written by lrnb.
+
+Needs only torch and transformers: `AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)`.
+"""
+from __future__ import annotations
+import torch
+from torch import nn, Tensor
+import torch.nn.functional as F
+from transformers import {config_class}, {model_class}
+from transformers.pytorch_utils import Conv1D
+
+
+{layer}
+
+class LrnbConfig({config_class}):
+    model_type = "lrnb"
+
+
+class LrnbForCausalLM({model_class}):
+    config_class = LrnbConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        for name, rank in config.lrnb["ranks"].items():
+            dense = self.get_submodule(name)
+            weight = dense.weight.T if isinstance(dense, Conv1D) else dense.weight   # out x in
+            layer = LowRankLinear(weight.shape[1], weight.shape[0], rank, bias=dense.bias is not None,
+                                  device=weight.device, dtype=weight.dtype)
+            parent, _, child = name.rpartition(".")
+            setattr(self.get_submodule(parent) if parent else self, child, layer)
+        self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, output_loading_info=False, **kwargs):
+        "transformers' `from_pretrained`, except that a missing, unexpected or misshapen tensor is an error."
+        kwargs.setdefault("ignore_mismatched_sizes", True)   # report misshapen tensors below, by name
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        wrong = {{k: sorted(map(str, v))[:3] for k, v in info.items() if k.endswith("_keys") and v}}
+        if wrong:
+            raise ValueError(f"{{pretrained_model_name_or_path}}: the weights do not match the ranks in config.json "
+                             f"({{wrong}}): the folder is incomplete or was edited")
+        return (model, info) if output_loading_info else model
+'''
+
+def transformers_classes(model:nn.Module)->tuple[str, str]:
+    "Names of the transformers config and model classes `model` is built from (itself or the class it extends)."
+    names = []
+    for obj in (getattr(model, 'config', None), model):
+        base = next((c for c in type(obj).__mro__ if c.__module__.startswith('transformers.models.')), None)
+        if base is None or getattr(transformers, base.__name__, None) is not base:
+            raise ValueError(f"model must be an architecture that transformers ships to be saved as a portable folder; "
+                             f"got {type(model).__name__} from {type(model).__module__}")
+        names.append(base.__name__)
+    return tuple(names)
+
+def modeling_source(config_class:str, # transformers config class the folder's config extends, e.g. 'LlamaConfig'
+                    model_class:str,  # transformers model class it extends, e.g. 'LlamaForCausalLM'
+                   )->str:
+    "Text of the `modeling_lrnb.py` that lets transformers alone rebuild a factorised `model_class`."
+    layer = importlib.import_module('lrnb.lowrank').LowRankLinear   # the package's file: a notebook's class has no source
+    return MODELING_TEMPLATE.format(config_class=config_class, model_class=model_class, layer=inspect.getsource(layer))

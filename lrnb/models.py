@@ -9,19 +9,28 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
-from .lowrank import LowRankLinear, dense_weight, set_module
+from .lowrank import LowRankLinear, MODELING_FILE, modeling_source
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DEFAULT_MODEL', 'TINY_ARCHS', 'default_device', 'cache_dir', 'smollm2_gguf', 'smollm2_folder', 'atomic_folder',
-           'load_model', 'load_factorised', 'byte_tokenizer', 'tiny_config', 'tiny_model']
+__all__ = ['log', 'DEFAULT_MODEL', 'LRNB_AUTO_MAP', 'TINY_ARCHS', 'default_device', 'cache_dir', 'smollm2_gguf', 'smollm2_folder',
+           'atomic_folder', 'portable_config', 'check_modeling_file', 'check_weight_files', 'load_model',
+           'byte_tokenizer', 'tiny_config', 'tiny_model']
 
 # %% ../nbs/01_models.ipynb #4a8e1fa5
 def default_device(device:str|torch.device|None=None)->torch.device:
-    "`device` as a `torch.device`; None means cuda when available, else cpu."
+    "`device` as a `torch.device`; None means cuda when available, else cpu. A GPU this machine lacks is an error."
     if device is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(device)
+    try: device = torch.device(device)
+    except RuntimeError: raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or None; got {device!r}") from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device must be one this machine has; got {str(device)!r}, but torch sees no CUDA GPU "
+                         "(use 'cpu', or None for the best available)")
+    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device must be one this machine has; got {str(device)!r}, but there are "
+                         f"{torch.cuda.device_count()} CUDA devices")
+    return device
 
 # %% ../nbs/01_models.ipynb #3c615a01
 DEFAULT_MODEL = 'smollm2'
@@ -80,6 +89,43 @@ class atomic_folder:
         return False
 
 # %% ../nbs/01_models.ipynb #d4ee9195
+LRNB_AUTO_MAP = {'AutoConfig': f'{MODELING_FILE[:-3]}.LrnbConfig',
+                 'AutoModelForCausalLM': f'{MODELING_FILE[:-3]}.LrnbForCausalLM'}
+
+def portable_config(config:dict,         # a compressed model's config.json, with its `lrnb` entry
+                    config_class:str,    # the transformers config class it extends, e.g. 'LlamaConfig'
+                    model_class:str,     # the transformers model class it extends, e.g. 'LlamaForCausalLM'
+                    base_model_type:str, # that architecture's model_type, e.g. 'llama'
+                   )->dict:
+    "`config` as a portable folder's config.json: `model_type: lrnb` and an `auto_map` to the folder's modeling file."
+    base = {'model_type': base_model_type, 'config_class': config_class, 'model_class': model_class}
+    return {**config, 'model_type': 'lrnb', 'architectures': ['LrnbForCausalLM'], 'auto_map': LRNB_AUTO_MAP,
+            'lrnb': {**config['lrnb'], 'base': base}}
+
+def check_modeling_file(folder:Path, config:dict):
+    "Raise unless `folder`'s modeling file and `auto_map` are exactly what lrnb writes for the recorded architecture."
+    base = config['lrnb'].get('base') or {}
+    expected = modeling_source(base['config_class'], base['model_class']) if base.keys() >= {'config_class', 'model_class'} else None
+    found = (folder / MODELING_FILE).read_text() if (folder / MODELING_FILE).exists() else None
+    if found is None or config.get('auto_map') != LRNB_AUTO_MAP or found != expected:
+        raise ValueError(f"model folder {str(folder)!r}: {MODELING_FILE} or config.json's auto_map is missing or is not "
+                         f"what lrnb writes for {base.get('model_class', 'its architecture')}, so lrnb will not run it "
+                         f"(an edited folder, or one written by another lrnb version): re-save the model with lrnb, "
+                         f"or load it with transformers and trust_remote_code=True if you trust the file")
+
+def check_weight_files(folder:Path):
+    "Raise unless every safetensors file `folder` needs (its index's shards, or model.safetensors) is there and readable."
+    from safetensors import safe_open
+    index = folder / 'model.safetensors.index.json'
+    try: files = sorted(set(json.loads(index.read_text())['weight_map'].values())) if index.exists() else ['model.safetensors']
+    except (json.JSONDecodeError, KeyError) as e: raise ValueError(f"model folder {str(folder)!r}: {index.name} is unreadable ({e!r})") from None
+    for name in files:
+        if not (folder / name).exists():
+            raise ValueError(f"model folder {str(folder)!r} has no {name}" + (f" (listed in {index.name})" if index.exists() else ""))
+        try:
+            with safe_open(folder / name, 'pt') as f: f.keys()
+        except Exception as e: raise ValueError(f"model folder {str(folder)!r}: {name} is unreadable ({e})") from None
+
 def load_model(name_or_path:str|Path=DEFAULT_MODEL, # 'smollm2', a Hub name, or a local folder
                dtype:torch.dtype=torch.float32,     # parameter dtype
                device:str|torch.device|None=None,  # None: cuda if available, else cpu
@@ -92,39 +138,22 @@ def load_model(name_or_path:str|Path=DEFAULT_MODEL, # 'smollm2', a Hub name, or 
         raise ValueError(f"model folder {str(path)!r} has no config.json: not a complete Hugging Face or lrnb save")
     if not Path(path).exists() and str(path).startswith(('/', '.', '~')):
         raise ValueError(f"model folder {str(path)!r} does not exist")
-    try: lrnb_config = json.loads(config_file.read_text()).get('lrnb') if config_file.exists() else None
+    try: config = json.loads(config_file.read_text()) if config_file.exists() else {}
     except json.JSONDecodeError as e: raise ValueError(f"model folder {str(path)!r}: config.json is unreadable ({e})") from None
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if lrnb_config is None:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map=device_map)
-    else:
-        model = load_factorised(Path(path), lrnb_config, dtype)
-    if device_map is None: model.to(default_device(device))
+    portable = config.get('lrnb') is not None
+    if portable and config.get('model_type') != 'lrnb':
+        raise ValueError(f"model folder {str(path)!r} was written by an older lrnb (an lrnb entry under model_type "
+                         f"{config.get('model_type')!r}, no {MODELING_FILE}): convert it once with "
+                         f"lrnb.save.upgrade_folder({str(path)!r})")
+    if portable: check_modeling_file(Path(path), config)
+    if Path(path).is_dir() and not any(Path(path).glob('*.bin')): check_weight_files(Path(path))
+    if device_map is None: device = default_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=portable)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map=device_map, trust_remote_code=portable)
+    for layer in model.modules():
+        if type(layer).__name__ == 'LowRankLinear': layer.__class__ = LowRankLinear   # the folder's copy of ours
+    if device_map is None: model.to(device)
     return model.eval(), tokenizer
-
-# %% ../nbs/01_models.ipynb #77bfd49f
-def load_factorised(folder:Path, lrnb_config:dict, dtype:torch.dtype)->nn.Module:
-    "Rebuild a model saved by lrnb's `save_pretrained`, with its `LowRankLinear` layers."
-    from safetensors.torch import load_file
-    weights = folder / 'model.safetensors'
-    if not weights.exists(): raise ValueError(f"folder {folder} has no model.safetensors: not a complete lrnb save")
-    try: state = load_file(weights)
-    except Exception as e: raise ValueError(f"folder {folder}: model.safetensors is unreadable ({e})") from e
-    config = AutoConfig.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    for name, rank in lrnb_config['ranks'].items():
-        try: dense = model.get_submodule(name)
-        except AttributeError: raise ValueError(f"folder {folder}: ranks name module {name!r}, which the model does not have") from None
-        m, n = dense_weight(dense).shape
-        set_module(model, name, LowRankLinear(n, m, rank, bias=dense.bias is not None, dtype=dtype))
-    try: missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e: raise ValueError(f"folder {folder}: weights do not match the recorded ranks ({str(e).splitlines()[-1].strip()})") from None
-    tied = set(getattr(model, '_tied_weights_keys', None) or {})
-    missing = [k for k in missing if k not in tied]
-    if missing or unexpected:
-        raise ValueError(f"folder {folder}: weights do not match the recorded ranks (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    model.tie_weights()
-    return model
 
 # %% ../nbs/01_models.ipynb #a1ef41da
 TINY_ARCHS = ('llama', 'qwen2', 'gpt2', 'opt')

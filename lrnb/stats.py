@@ -185,6 +185,10 @@ def block_statistics(block:nn.Module,          # one transformer block
     finally:
         for h in handles: h.remove()
     if first_batch: settle()
+    if unused := [label for label in linears if label not in stats]:
+        raise ValueError(f"layers must all run on the calibration windows to be compressed; {unused[:3]} never did "
+                         f"(an encoder-decoder cross-attention, or an architecture whose forward bypasses its linears): "
+                         f"lrnb cannot compress {type(block).__name__} blocks")
     for group in input_groups(stats): stats[group[0]].all_reduce()   # several processes: every window's sums
     return stats, outputs
 
