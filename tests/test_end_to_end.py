@@ -5,6 +5,7 @@ path runs with few windows so that CI stays quick.
 """
 import json, subprocess, sys
 from pathlib import Path
+import pytest
 
 BIN = Path(sys.executable).parent
 
@@ -15,10 +16,17 @@ def run(cmd, *args):
     return r.stdout
 
 
-def test_compress_then_eval_real_smollm2(tmp_path):
-    out = tmp_path / "smollm2-whitened-40"
+@pytest.fixture(scope="module")
+def compressed(tmp_path_factory):
+    "lrnb_compress on the real SmolLM2 (40%, few windows): its JSON report and the saved folder."
+    out = tmp_path_factory.mktemp("e2e") / "smollm2-whitened-40"
     res = json.loads(run("lrnb_compress", "--method", "whitened", "--ratio", "0.4", "--n_windows", "8",
                          "--eval_windows", "4", "--seq_len", "256", "--out", str(out), "--json"))
+    return res, out
+
+
+def test_compress_then_eval_real_smollm2(compressed):
+    res, out = compressed
     assert res["params_before"] == 134_515_008
     assert 0.4 <= res["linear_ratio"] < 0.4 + 2 / 576   # floors remove at most one rank step (of the smallest matrix) more
     assert res["calibration_tokens"] == 8 * 256
@@ -37,3 +45,30 @@ def test_table_output(tmp_path):
     assert lines[3].startswith("original") and "134,515,008" in lines[3]
     assert lines[4].startswith("compressed (svd)")
     assert "saved to" in lines[-1]
+
+
+WITHOUT_LRNB = """
+import sys, torch
+sys.modules['lrnb'] = None   # lrnb is not importable here
+try: import lrnb; raise SystemExit('lrnb was importable')
+except ImportError: pass
+from transformers import AutoModelForCausalLM
+folder, ids = sys.argv[1], torch.arange(100, 164)[None]
+try: AutoModelForCausalLM.from_pretrained(folder); raise SystemExit('loaded without trust_remote_code')
+except ValueError as e: assert 'trust_remote_code=True' in str(e), e
+model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
+with torch.no_grad(): torch.save(model(ids).logits, sys.argv[2])
+"""
+
+
+def test_compressed_folder_loads_with_transformers_alone(compressed, tmp_path):
+    "The saved folder, loaded as a transformers user would, in a process where lrnb cannot be imported."
+    import torch
+    from lrnb.models import load_model
+    _, out = compressed
+    r = subprocess.run([sys.executable, "-c", WITHOUT_LRNB, str(out), str(tmp_path / "logits.pt")], cwd=tmp_path,
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr[-3000:]
+    model, _ = load_model(out, device="cpu")
+    with torch.no_grad(): mine = model(torch.arange(100, 164)[None]).logits
+    assert torch.allclose(torch.load(tmp_path / "logits.pt"), mine, atol=1e-5)
