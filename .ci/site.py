@@ -1,7 +1,8 @@
 """Build the docs site offline into `_site/`: no Quarto, no network beyond the package registries.
 
-1. Execute every notebook in nbs/ (the cells `nbdev_test` runs: `#| slow` and `#| eval: false` cells are shown, not run)
-   with `show_doc` after each exported definition, each in its own process, saving the outputs in `_site_build/nbs/`.
+1. Execute every cell of every notebook in nbs/ once, `#| slow` ones included (`#| eval: false` cells are shown, not
+   run), with `show_doc` after each exported definition, each notebook in its own process, the longest first, saving the
+   outputs in `_site_build/nbs/`. This run is CI's test pass: `nbdev_test --flags slow` runs the same cells.
 2. Process them with nbdev's docs processors (front matter, `show_doc`, hidden and exported cells, doc links), as
    `nbdev_docs` does before handing them to Quarto.
 3. Convert what Quarto would read from the processed notebooks for Sphinx: the front matter becomes the page's title
@@ -15,7 +16,7 @@ rebuilds the pages from the notebooks the last build executed (for editing prose
 """
 import json, os, re, shutil, subprocess, sys, time
 import yaml
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -33,14 +34,15 @@ def directives(source: str) -> dict[str, str]:
     return found
 
 def skip_cell(cell) -> bool:
-    "The cells `nbdev_test` does not run (without `--flags`): markdown, `#| slow`, `#| eval: false`, `nbdev_export()`."
+    "The cells `nbdev_test --flags slow` does not run: markdown, `#| eval: false`, `nbdev_export()`."
     if cell.cell_type != 'code' or 'nbdev_export' + '(' in cell.source: return True
-    found = directives(cell.source)
-    return found.get('eval') == 'false' or 'slow' in found
+    return directives(cell.source).get('eval') == 'false'
 
-def execute(name: str) -> tuple[str, float]:
-    """Run one notebook from nbs/ as `nbdev_test` does, with the `show_doc` cells nbdev adds after each exported
-    definition, and write it, outputs included, to `_site_build/nbs/`."""
+def execute(name: str, threads: int | None = None) -> tuple[str, float]:
+    """Run every cell of one notebook from nbs/ as `nbdev_test --flags slow` does, with the `show_doc` cells nbdev adds
+    after each exported definition, on `threads` CPU threads, and write it, outputs included, to `_site_build/nbs/`."""
+    if threads:   # before torch starts its thread pools; the console scripts a notebook runs inherit it too
+        for var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ[var] = str(threads)
     from execnb.nbio import write_nb
     from execnb.shell import CaptureShell
     from fastcore.xtras import working_directory
@@ -57,12 +59,34 @@ def execute(name: str) -> tuple[str, float]:
     write_nb(nb, build / 'nbs' / name)
     return name, time.time() - start
 
+TIMINGS = root / '.site_cache' / 'timings.json'   # seconds per notebook in the last build: the longest start first
+
+def longest_first(names: list[str]) -> list[str]:
+    """`names` in the order to start them so that two workers finish together: by the last build's time, else the
+    notebooks with `#| slow` cells (the real model) first, the longer files first."""
+    last = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    def guess(name):
+        text = (root / 'nbs' / name).read_text()
+        return (last.get(name, 0), '"#| slow' in text, len(text))
+    return sorted(names, key=guess, reverse=True)
+
 def executed_notebooks(workers: int = 2):
-    "Execute every notebook, `workers` at a time, each in a fresh process."
+    """Execute every notebook, `workers` at a time, each in a fresh process with its share of the CPU cores (torch's
+    default of one thread per core in each worker would put twice as many threads as cores on the machine)."""
     (build / 'nbs').mkdir(parents=True)
-    names = sorted(p.name for p in (root / 'nbs').glob('*.ipynb'))
+    names = longest_first([p.name for p in (root / 'nbs').glob('*.ipynb')])
+    threads, seconds = max(1, (os.cpu_count() or 1) // workers), {}
+    print(f"  {workers} notebooks at a time, {threads} torch thread(s) each", flush=True)
     with ProcessPoolExecutor(workers, mp_context=get_context('spawn'), max_tasks_per_child=1) as pool:
-        for name, seconds in pool.map(execute, names): print(f"  executed {name} in {seconds:.0f} s", flush=True)
+        futures = [pool.submit(execute, name, threads) for name in names]
+        for future in as_completed(futures):
+            try: name, seconds[name] = future.result()
+            except BaseException:
+                for f in futures: f.cancel()
+                raise
+            print(f"  executed {name} in {seconds[name]:.0f} s", flush=True)
+    TIMINGS.parent.mkdir(exist_ok=True)
+    TIMINGS.write_text(json.dumps(seconds, indent=1))
 
 def processed_notebooks() -> Path:
     """nbdev's processing for docs (what `nbdev_docs` hands to Quarto: `FilterDefaults`) of the executed notebooks, into
