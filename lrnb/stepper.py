@@ -149,7 +149,6 @@ def rank_map(stepper:Stepper)->tuple[list[str], Tensor]:
 import html
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import display
 
 def visible_devices()->list[str]:
     "Every visible CUDA device, then the CPU."
@@ -261,9 +260,8 @@ class StepperPanel:
         return fig
 
     def draw(self):
-        "Redraw the plots in the panel."
-        with self.plots:
-            self.plots.clear_output(wait=True)
-            fig = self.figure()
-            display(fig)
-            plt.close(fig)
+        "Redraw the plots in the panel (into the `Output` widget's own state: nothing leaks into a cell's output)."
+        fig = self.figure()
+        self.plots.outputs = ()
+        self.plots.append_display_data(fig)
+        plt.close(fig)
