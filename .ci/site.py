@@ -121,6 +121,14 @@ def api_markdown(text: str, doc_url: str) -> str:
     text = re.sub(r'^(#{2,6}) (\S+)$', lambda m: f'<span id="{m.group(2).lower()}"></span>\n\n{m.group(0)}', text, flags=re.MULTILINE)
     return local_links(text, doc_url)
 
+def terminal_view(out: dict) -> dict | None:
+    """A stream output as a terminal leaves it: each line's last carriage-return segment (a progress bar's final
+    state), ANSI codes gone; None when nothing visible is left."""
+    if out.get('output_type') != 'stream': return out
+    lines = [re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', l).split('\r') for l in ''.join(out['text']).split('\n')]
+    text = '\n'.join(next((seg for seg in reversed(l) if seg.strip()), '') for l in lines)
+    return {**out, 'text': text} if text.strip() else None
+
 TAGS = {'echo': 'remove-input', 'output': 'remove-output', 'include': 'remove-cell'}   # Quarto's options -> myst-nb's tags
 
 def sphinx_notebook(nb: dict, doc_url: str) -> tuple[str, dict]:
@@ -142,7 +150,8 @@ def sphinx_notebook(nb: dict, doc_url: str) -> tuple[str, dict]:
             tags = [tag for key, tag in TAGS.items() if found.get(key) == 'false']
             if tags: cell['metadata']['tags'] = tags
             cell['source'] = '\n'.join(l for l in source.splitlines() if not l.startswith('#|')).strip()
-            for out in cell.get('outputs', []):
+            cell['outputs'] = [out for out in map(terminal_view, cell.get('outputs', [])) if out]
+            for out in cell['outputs']:
                 data = out.get('data', {})
                 if 'text/html' in data: data['text/html'] = local_links(''.join(data['text/html']), doc_url)
                 if 'text/markdown' in data: data['text/markdown'] = api_markdown(''.join(data['text/markdown']), doc_url)
