@@ -176,9 +176,12 @@ def sphinx_source(proc: Path, doc_url: str) -> Path:
     index['cells'].append({'cell_type': 'markdown', 'id': 'toc', 'metadata': {}, 'source': toc})
     (src / 'index.ipynb').write_text(json.dumps(index, indent=1))
     shutil.copy(root / 'nbs' / 'styles.css', src / 'styles.css') if (root / 'nbs' / 'styles.css').exists() else None
-    (src / 'conf.py').write_text(CONF)
+    from nbdev.config import get_config
+    cfg = get_config()   # the footer's author and copyright, from settings.ini
+    (src / 'conf.py').write_text(CONF + f"author = {cfg.author!r}\ncopyright = {cfg.copyright!r}\n")
     (src / '_static').mkdir()
     (src / '_static' / 'lrnb.svg').write_text(FAVICON)
+    (src / '_static' / 'lrnb.css').write_text(CSS)
     return src
 
 CONF = '''\
@@ -195,6 +198,7 @@ mathjax_path = "mathjax/tex-chtml.js"  # MathJax 3 from npm, served by the site 
 html_theme_options = {"show_toc_level": 2, "navigation_with_keys": False}
 html_context = {"default_mode": "light"}  # otherwise the theme logs an error on a first visit
 html_favicon = "_static/lrnb.svg"      # otherwise the browser asks for /favicon.ico
+html_css_files = ["lrnb.css"]
 exclude_patterns = ["_build"]
 suppress_warnings = ["mystnb.unknown_mime_type"]
 '''
@@ -202,6 +206,13 @@ suppress_warnings = ["mystnb.unknown_mime_type"]
 FAVICON = '''<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">
 <rect x="1" y="1" width="4" height="14" fill="#1f77b4"/><rect x="7" y="1" width="8" height="4" fill="#ff7f0e"/></svg>
 '''   # a tall thin factor times a short wide one
+
+CSS = '''/* Tables a notebook displays (results with a dozen columns) fit the text column: smaller type, tighter cells. */
+.cell_output table { font-size: 0.75rem; }
+.cell_output table th, .cell_output table td { padding: 0.2rem 0.3rem; }
+/* What a cell prints wraps at the box's edge; code lines do not (the notebooks break long calls themselves). */
+.cell_output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+'''
 
 def mathjax(cache: Path) -> Path:
     "MathJax 3's browser bundle (`es5/`) from npm, installed once into `cache`."
