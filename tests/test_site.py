@@ -211,7 +211,8 @@ FACTS = """() => {
             output: out ? out.innerText.trim().length + out.querySelectorAll('img, svg, table').length : 0};
   });
   const pres = [...main.querySelectorAll('.cell_output pre')].map(p => p.innerText);
-  const wide = [...main.querySelectorAll('.cell_input pre')].filter(p => p.scrollWidth > p.clientWidth + 1)
+  const wide = [...main.querySelectorAll('pre')].filter(p => !p.closest('.cell_output') || p.closest('.highlight'))
+    .filter(p => p.scrollWidth > p.clientWidth + 1)
     .map(p => [...p.innerText.split('\\n')].sort((a, b) => b.length - a.length)[0]);
   const wideTables = [...main.querySelectorAll('table')].filter(t => t.scrollWidth > t.parentElement.clientWidth + 1)
     .map(t => t.innerText.split('\\n')[0]);
@@ -311,7 +312,8 @@ def test_summaries_whole(facts):
 
 
 def test_code_and_tables_fit(facts):
-    "No code box and no table scrolls sideways at a 1400-pixel-wide window (long calls are broken in the notebooks)."
+    """No code box (a cell's code, a command in the prose, a signature) and no table scrolls sideways at a 1400-pixel-wide
+    window: the notebooks break long calls and commands (what a cell prints wraps)."""
     wide = [f"{name}: code {line!r}" for name, f in facts.items() if name not in OWNED_ELSEWHERE for line in f['wide']]
     wide += [f"{name}: table {head!r}" for name, f in facts.items() for head in f['wideTables']]
     assert not wide, f"{len(wide)} code boxes or tables wider than the page:\n" + '\n'.join(wide[:30])
