@@ -211,8 +211,7 @@ FACTS = """() => {
             output: out ? out.innerText.trim().length + out.querySelectorAll('img, svg, table').length : 0};
   });
   const pres = [...main.querySelectorAll('.cell_output pre')].map(p => p.innerText);
-  const wide = [...main.querySelectorAll('pre')].filter(p => !p.closest('.cell_output') || p.closest('.highlight'))
-    .filter(p => p.scrollWidth > p.clientWidth + 1)
+  const wide = [...main.querySelectorAll('pre')].filter(p => p.scrollWidth > p.clientWidth + 1)
     .map(p => [...p.innerText.split('\\n')].sort((a, b) => b.length - a.length)[0]);
   const wideTables = [...main.querySelectorAll('table')].filter(t => t.scrollWidth > t.parentElement.clientWidth + 1)
     .map(t => t.innerText.split('\\n')[0]);
