@@ -209,7 +209,7 @@ FAVICON = '''<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">
 
 CSS = '''/* Tables a notebook displays (results with a dozen columns) fit the text column: smaller type, tighter cells. */
 .cell_output table { font-size: 0.75rem; }
-.cell_output table th, .cell_output table td { padding: 0.2rem 0.3rem; }
+.cell_output table th, .cell_output table td { padding: 0.2rem 0.25rem; }
 /* What a cell prints wraps at the box's edge; code lines do not (the notebooks break long calls themselves). */
 .cell_output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 '''
