@@ -123,10 +123,13 @@ def api_markdown(text: str, doc_url: str) -> str:
 
 def terminal_view(out: dict) -> dict | None:
     """A stream output as a terminal leaves it: each line's last carriage-return segment (a progress bar's final
-    state), ANSI codes gone; None when nothing visible is left."""
+    state; a bar that cleared itself leaves nothing), ANSI codes gone; None when nothing visible is left."""
     if out.get('output_type') != 'stream': return out
-    lines = [re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', l).split('\r') for l in ''.join(out['text']).split('\n')]
-    text = '\n'.join(next((seg for seg in reversed(l) if seg.strip()), '') for l in lines)
+    kept = []
+    for line in re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', ''.join(out['text'])).split('\n'):
+        segments = line.rstrip('\r').split('\r')
+        if len(segments) == 1 or segments[-1].strip(): kept.append(segments[-1])
+    text = '\n'.join(kept)
     return {**out, 'text': text} if text.strip() else None
 
 TAGS = {'echo': 'remove-input', 'output': 'remove-output', 'include': 'remove-cell'}   # Quarto's options -> myst-nb's tags

@@ -159,11 +159,17 @@ def shown(cell) -> bool:
     return output_shown(cell) and directives(''.join(cell['source'])).get('echo') != 'false'
 
 
+def shows_text(stream: str) -> bool:
+    "Whether a terminal would show anything of this text (ANSI codes and progress bars that clear themselves do not)."
+    lines = re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', stream).split('\n')
+    return any(l.rstrip('\r').split('\r')[-1].strip() for l in lines)
+
+
 def visible_outputs(cell) -> list:
     "The outputs a reader would see: text, HTML, Markdown or an image (not an empty stream, not a bare widget)."
     out = []
     for o in cell.get('outputs', []):
-        if o['output_type'] == 'stream' and re.sub(r'\x1b\[[0-9;]*[A-Za-z]|\r', '', ''.join(o['text'])).strip(): out.append(o)
+        if o['output_type'] == 'stream' and shows_text(''.join(o['text'])): out.append(o)
         elif o['output_type'] in ('display_data', 'execute_result'):
             data = o.get('data', {})
             if 'application/vnd.jupyter.widget-view+json' in data: continue   # needs a kernel: not on a static page
