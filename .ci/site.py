@@ -1,7 +1,8 @@
 """Build the docs site offline into `_site/`: no Quarto, no network beyond the package registries.
 
-1. Execute every notebook in nbs/ (the cells `nbdev_test` runs: `#| slow` and `#| eval: false` cells are shown, not run)
-   with `show_doc` after each exported definition, each in its own process, saving the outputs in `_site_build/nbs/`.
+1. Execute every cell of every notebook in nbs/ once, `#| slow` ones included (`#| eval: false` cells are shown, not
+   run), with `show_doc` after each exported definition, each notebook in its own process, the longest first, saving the
+   outputs in `_site_build/nbs/`. This run is CI's test pass: `nbdev_test --flags slow` runs the same cells.
 2. Process them with nbdev's docs processors (front matter, `show_doc`, hidden and exported cells, doc links), as
    `nbdev_docs` does before handing them to Quarto.
 3. Convert what Quarto would read from the processed notebooks for Sphinx: the front matter becomes the page's title
@@ -15,7 +16,7 @@ rebuilds the pages from the notebooks the last build executed (for editing prose
 """
 import json, os, re, shutil, subprocess, sys, time
 import yaml
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -33,14 +34,15 @@ def directives(source: str) -> dict[str, str]:
     return found
 
 def skip_cell(cell) -> bool:
-    "The cells `nbdev_test` does not run (without `--flags`): markdown, `#| slow`, `#| eval: false`, `nbdev_export()`."
+    "The cells `nbdev_test --flags slow` does not run: markdown, `#| eval: false`, `nbdev_export()`."
     if cell.cell_type != 'code' or 'nbdev_export' + '(' in cell.source: return True
-    found = directives(cell.source)
-    return found.get('eval') == 'false' or 'slow' in found
+    return directives(cell.source).get('eval') == 'false'
 
-def execute(name: str) -> tuple[str, float]:
-    """Run one notebook from nbs/ as `nbdev_test` does, with the `show_doc` cells nbdev adds after each exported
-    definition, and write it, outputs included, to `_site_build/nbs/`."""
+def execute(name: str, threads: int | None = None) -> tuple[str, float]:
+    """Run every cell of one notebook from nbs/ as `nbdev_test --flags slow` does, with the `show_doc` cells nbdev adds
+    after each exported definition, on `threads` CPU threads, and write it, outputs included, to `_site_build/nbs/`."""
+    if threads:   # before torch starts its thread pools; the console scripts a notebook runs inherit it too
+        for var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ[var] = str(threads)
     from execnb.nbio import write_nb
     from execnb.shell import CaptureShell
     from fastcore.xtras import working_directory
@@ -54,15 +56,39 @@ def execute(name: str) -> tuple[str, float]:
     with working_directory(src.parent):
         try: shell.run_all(nb, exc_stop=True, preproc=skip_cell)
         except Exception: raise RuntimeError(f"{name} failed while building the site:\n{shell.prettytb(fname=src)}") from None
+    ran = [c for c in nb.cells if not skip_cell(c)]
+    for n, cell in enumerate(ran, 1): cell.execution_count = n   # the site's browser test checks that every cell ran
     write_nb(nb, build / 'nbs' / name)
     return name, time.time() - start
 
+TIMINGS = root / '.site_cache' / 'timings.json'   # seconds per notebook in the last build: the longest start first
+
+def longest_first(names: list[str]) -> list[str]:
+    """`names` in the order to start them so that two workers finish together: by the last build's time, else by
+    the number of `#| slow` cells (those run the real model), then by size."""
+    last = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    def guess(name):
+        text = (root / 'nbs' / name).read_text()
+        return (last.get(name, 0), text.count('"#| slow'), len(text))
+    return sorted(names, key=guess, reverse=True)
+
 def executed_notebooks(workers: int = 2):
-    "Execute every notebook, `workers` at a time, each in a fresh process."
+    """Execute every notebook, `workers` at a time, each in a fresh process with its share of the CPU cores (torch's
+    default of one thread per core in each worker would put twice as many threads as cores on the machine)."""
     (build / 'nbs').mkdir(parents=True)
-    names = sorted(p.name for p in (root / 'nbs').glob('*.ipynb'))
+    names = longest_first([p.name for p in (root / 'nbs').glob('*.ipynb')])
+    threads, seconds = max(1, (os.cpu_count() or 1) // workers), {}
+    print(f"  {workers} notebooks at a time, {threads} torch thread(s) each", flush=True)
     with ProcessPoolExecutor(workers, mp_context=get_context('spawn'), max_tasks_per_child=1) as pool:
-        for name, seconds in pool.map(execute, names): print(f"  executed {name} in {seconds:.0f} s", flush=True)
+        futures = [pool.submit(execute, name, threads) for name in names]
+        for future in as_completed(futures):
+            try: name, seconds[name] = future.result()
+            except BaseException:
+                for f in futures: f.cancel()
+                raise
+            print(f"  executed {name} in {seconds[name]:.0f} s", flush=True)
+    TIMINGS.parent.mkdir(exist_ok=True)
+    TIMINGS.write_text(json.dumps(seconds, indent=1))
 
 def processed_notebooks() -> Path:
     """nbdev's processing for docs (what `nbdev_docs` hands to Quarto: `FilterDefaults`) of the executed notebooks, into
@@ -95,6 +121,17 @@ def api_markdown(text: str, doc_url: str) -> str:
     text = re.sub(r'^(#{2,6}) (\S+)$', lambda m: f'<span id="{m.group(2).lower()}"></span>\n\n{m.group(0)}', text, flags=re.MULTILINE)
     return local_links(text, doc_url)
 
+def terminal_view(out: dict) -> dict | None:
+    """A stream output as a terminal leaves it: each line's last carriage-return segment (a progress bar's final
+    state; a bar that cleared itself leaves nothing), ANSI codes gone; None when nothing visible is left."""
+    if out.get('output_type') != 'stream': return out
+    kept = []
+    for line in re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', ''.join(out['text'])).split('\n'):
+        segments = line.rstrip('\r').split('\r')
+        if len(segments) == 1 or segments[-1].strip(): kept.append(segments[-1])
+    text = '\n'.join(kept)
+    return {**out, 'text': text} if text.strip() else None
+
 TAGS = {'echo': 'remove-input', 'output': 'remove-output', 'include': 'remove-cell'}   # Quarto's options -> myst-nb's tags
 
 def sphinx_notebook(nb: dict, doc_url: str) -> tuple[str, dict]:
@@ -116,7 +153,8 @@ def sphinx_notebook(nb: dict, doc_url: str) -> tuple[str, dict]:
             tags = [tag for key, tag in TAGS.items() if found.get(key) == 'false']
             if tags: cell['metadata']['tags'] = tags
             cell['source'] = '\n'.join(l for l in source.splitlines() if not l.startswith('#|')).strip()
-            for out in cell.get('outputs', []):
+            cell['outputs'] = [out for out in map(terminal_view, cell.get('outputs', [])) if out]
+            for out in cell['outputs']:
                 data = out.get('data', {})
                 if 'text/html' in data: data['text/html'] = local_links(''.join(data['text/html']), doc_url)
                 if 'text/markdown' in data: data['text/markdown'] = api_markdown(''.join(data['text/markdown']), doc_url)
@@ -141,9 +179,12 @@ def sphinx_source(proc: Path, doc_url: str) -> Path:
     index['cells'].append({'cell_type': 'markdown', 'id': 'toc', 'metadata': {}, 'source': toc})
     (src / 'index.ipynb').write_text(json.dumps(index, indent=1))
     shutil.copy(root / 'nbs' / 'styles.css', src / 'styles.css') if (root / 'nbs' / 'styles.css').exists() else None
-    (src / 'conf.py').write_text(CONF)
+    from nbdev.config import get_config
+    cfg = get_config()   # the footer's author and copyright, from settings.ini
+    (src / 'conf.py').write_text(CONF + f"author = {cfg.author!r}\ncopyright = {cfg.copyright!r}\n")
     (src / '_static').mkdir()
     (src / '_static' / 'lrnb.svg').write_text(FAVICON)
+    (src / '_static' / 'lrnb.css').write_text(CSS)
     return src
 
 CONF = '''\
@@ -160,6 +201,7 @@ mathjax_path = "mathjax/tex-chtml.js"  # MathJax 3 from npm, served by the site 
 html_theme_options = {"show_toc_level": 2, "navigation_with_keys": False}
 html_context = {"default_mode": "light"}  # otherwise the theme logs an error on a first visit
 html_favicon = "_static/lrnb.svg"      # otherwise the browser asks for /favicon.ico
+html_css_files = ["lrnb.css"]
 exclude_patterns = ["_build"]
 suppress_warnings = ["mystnb.unknown_mime_type"]
 '''
@@ -167,6 +209,13 @@ suppress_warnings = ["mystnb.unknown_mime_type"]
 FAVICON = '''<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">
 <rect x="1" y="1" width="4" height="14" fill="#1f77b4"/><rect x="7" y="1" width="8" height="4" fill="#ff7f0e"/></svg>
 '''   # a tall thin factor times a short wide one
+
+CSS = '''/* Tables a notebook displays (results with a dozen columns) fit the text column: smaller type, tighter cells. */
+.cell_output table { font-size: 0.75rem; }
+.cell_output table th, .cell_output table td { padding: 0.2rem 0.25rem; }
+/* What a cell prints wraps at the box's edge; code lines do not (the notebooks break long calls themselves). */
+.cell_output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+'''
 
 def mathjax(cache: Path) -> Path:
     "MathJax 3's browser bundle (`es5/`) from npm, installed once into `cache`."
