@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_cli.ipynb #f0083754
 from __future__ import annotations
-import json as jsonlib, logging, os, shutil, sys, time
+import copy, json as jsonlib, logging, os, shutil, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch, transformers
@@ -16,6 +16,7 @@ from .lowrank import check_ratio, parameter_count
 from .compress import METHODS, SOLVERS, compress, uniform_ranks
 from .spectrum import check_training, learn_spectrum
 from .distill import Distill
+from .e2e import EndToEnd, refine_end_to_end, split_sizes
 from .pareto import RULES, WEIGHTINGS, check_tolerance, profile, rank_allocation
 from .evaluate import evaluate, generation_speed, peak_memory_mb, peak_rss_mb, relative_speed
 from .save import save_pretrained
@@ -80,12 +81,16 @@ def lrnb_compress(
     lr:float=0.05,               # spectrum: learning rate of the scores
     train_windows:int=16,        # spectrum: the first this many calibration windows train the scores (0: all)
     train_batch_size:int=2,      # spectrum: windows per optimiser step
-    refine:str=None,             # 'distill': train each layer's factors to reproduce the original outputs
+    refine:str=None,             # 'distill': train each layer's factors to reproduce the original outputs; 'e2e': all factors together against the original's logits
     distill_mode:str='student',  # distill: inputs to train on, 'teacher', 'student' or 'joint'
     distill_steps:int=64,        # distill: AdamW steps per layer
     distill_lr:float=3e-4,       # distill: learning rate
     distill_tokens:int=512,      # distill: tokens per step
     distill_matrices:str=None,   # distill: layer types to train, e.g. 'o_proj down_proj' (default: every compressed layer)
+    e2e_steps:int=100,           # e2e: AdamW steps
+    e2e_lr:float=1e-4,           # e2e: peak learning rate (warm-up, then cosine to 0)
+    e2e_windows:int=0,           # e2e: the first this many calibration windows, 1/8 of them held apart for validation (0: all)
+    e2e_batch_size:int=2,        # e2e: windows per step
     dtype:str='float32',         # float32, bfloat16 or float16
     device:str=None,             # e.g. cpu, cuda, cuda:1 (default: cuda if available)
     seed:int=0,                  # calibration/evaluation window seed
@@ -101,10 +106,13 @@ def lrnb_compress(
     if tolerance is not None and ranks != 'pareto': raise SystemExit(f"error: --tolerance needs --ranks pareto; got --ranks {ranks}")
     if method == 'spectrum' and (tolerance is not None or sequential or refit or solver != 'svd'):
         raise SystemExit("error: --method spectrum learns its own budget from --ratio: it takes no --tolerance, --sequential, --refit or --solver")
-    if refine not in (None, 'distill'): raise SystemExit(f"error: --refine must be 'distill' or left out; got {refine!r}")
-    if refine and method == 'spectrum': raise SystemExit("error: --refine distill applies to --method svd, asvd or whitened; got --method spectrum")
+    if refine not in (None, 'distill', 'e2e'): raise SystemExit(f"error: --refine must be 'distill', 'e2e' or left out; got {refine!r}")
+    if refine == 'distill' and method == 'spectrum': raise SystemExit("error: --refine distill applies to --method svd, asvd or whitened; got --method spectrum")
     if offload and (method == 'spectrum' or ranks != 'uniform'):
         raise SystemExit(f"error: --offload works with --ranks uniform and --method svd, asvd or whitened; got --ranks {ranks} --method {method}")
+    if refine == 'e2e' and (offload or int(os.environ.get('WORLD_SIZE', '1')) > 1):
+        raise SystemExit("error: --refine e2e trains the whole model in one process on --device: it cannot go with --offload or torchrun")
+    if e2e_windows < 0: raise SystemExit(f"error: --e2e_windows must be >= 0 (0: every calibration window); got {e2e_windows}")
     if checkpoint is not None and (no_checkpoint or method == 'spectrum'):
         raise SystemExit(f"error: --checkpoint {checkpoint} cannot go with {'--no_checkpoint' if no_checkpoint else '--method spectrum'}")
     folder_default = checkpoint is None
@@ -115,7 +123,9 @@ def lrnb_compress(
         check_ratio(ratio); torch_dtype = parse_dtype(dtype)
         if tolerance is not None: check_tolerance(tolerance)
         if method == 'spectrum': check_training(steps, lr, train_batch_size)
-        distill = Distill(distill_mode, distill_steps, distill_lr, distill_tokens, matrices=distill_matrices and distill_matrices.split()) if refine else None
+        distill = Distill(distill_mode, distill_steps, distill_lr, distill_tokens, matrices=distill_matrices and distill_matrices.split()) if refine == 'distill' else None
+        e2e = EndToEnd(steps=e2e_steps, lr=e2e_lr, batch_size=e2e_batch_size, seed=seed) if refine == 'e2e' else None
+        if e2e: split_sizes(min(e2e_windows or n_windows, n_windows), e2e.val_fraction)
     if eval_windows < 0: raise SystemExit(f"error: --eval_windows must be >= 0; got {eval_windows}")
     logging.basicConfig(level=logging.WARNING)
     transformers.utils.logging.disable_progress_bar()  # lrnb's own bars show the long steps
@@ -127,6 +137,7 @@ def lrnb_compress(
         calib = token_windows(tok, load_texts(text, 'calibration'), seq_len, n_windows, seed)
         held = token_windows(tok, load_texts(eval_text or text, 'evaluation'), seq_len, eval_windows, seed) if eval_windows else None
         before = evaluate(net, held, batch_size, home) if held is not None else None
+        teacher = copy.deepcopy(net) if e2e else None   # the original, for end-to-end refinement
         prof, rank_dict = None, None
         spectrum = method == 'spectrum'
         if ranks != 'uniform':
@@ -145,6 +156,8 @@ def lrnb_compress(
         resumed = report.resumed_blocks
         if resumed: print(f"lrnb: resumed {resumed} finished blocks from {checkpoint}", file=sys.stderr if json else sys.stdout)
         profile_seconds = sum(prof.seconds.values()) if prof else 0.0
+        refined = refine_end_to_end(net, teacher, calib[:e2e_windows or None], e2e, exclude=held, device=device) if e2e else None
+        del teacher
         after = evaluate(net, held, batch_size, home) if held is not None else None
         if rank: return
         folder = save_pretrained(net, tok, out, max_shard_size=max_shard_size)
@@ -158,6 +171,8 @@ def lrnb_compress(
                   linear_ratio=report.linear_ratio, compress_seconds=report.seconds + profile_seconds, profile_seconds=profile_seconds,
                   statistics_seconds=report.statistics_seconds + (prof.seconds['statistics'] if prof else 0.0),   # the profile's too
                   distill_seconds=sum(d.seconds for d in report.distillation.values()),
+                  e2e=refined and refined.record(), e2e_seconds=refined and refined.seconds,
+                  e2e_curve=refined and dict(train_loss=refined.train_losses, val_steps=refined.val_steps, val_kl=refined.val_kls),
                   perplexity_before=before and before.perplexity, perplexity_after=after and after.perplexity,
                   eval_tokens=after and after.tokens, tokens_per_second_before=before and before.tokens_per_second,
                   tokens_per_second_after=after and after.tokens_per_second, peak_memory_mb=peak_memory_mb(device), peak_rss_mb=peak_rss_mb(),
@@ -165,12 +180,14 @@ def lrnb_compress(
     if json: print(jsonlib.dumps(result)); return
     ppl = lambda e: e.perplexity if e else '-'
     tps = lambda e: round(e.tokens_per_second) if e else '-'
-    print(f"lrnb: {model} with {method} ({ranks} ranks{', refit' if refit else ''}{', distilled' if refine else ''}), {report.linear_ratio:.1%} of decoder-linear parameters removed; "
+    print(f"lrnb: {model} with {method} ({ranks} ranks{', refit' if refit else ''}{', distilled' if distill else ''}{', refined end to end' if e2e else ''}), {report.linear_ratio:.1%} of decoder-linear parameters removed; "
           f"calibration {len(calib)} x {seq_len} tokens of {text!r}"
           + (f"; evaluation {len(held)} x {seq_len} held-apart tokens of {eval_text or text!r}" if held is not None else ''))
     print(format_table([['original', report.params_before, ppl(before), tps(before), '-'],
                         [f'compressed ({method})', report.params_after, ppl(after), tps(after), round(report.seconds + profile_seconds, 1)]],
                        ['model', 'parameters', 'perplexity', 'tokens/s', 'compress s']))
+    if refined: print(f"end-to-end refinement: validation KL {refined.val_kl_before:.4f} -> {refined.val_kl:.4f} (best step {refined.best_step} "
+                      f"of {len(refined.train_losses)}) in {refined.seconds:.0f} s" + (f"; {refined.stopped}" if refined.stopped else ''))
     print(f"saved to {folder}  (total {time.perf_counter() - t0:.0f} s, peak memory {peak_memory_mb(device):,.0f} MiB on {device})")
 
 # %% ../nbs/08_cli.ipynb #23128051
