@@ -156,6 +156,7 @@ def lrnb_compress(
         resumed = report.resumed_blocks
         if resumed: print(f"lrnb: resumed {resumed} finished blocks from {checkpoint}", file=sys.stderr if json else sys.stdout)
         profile_seconds = sum(prof.seconds.values()) if prof else 0.0
+        unrefined = evaluate(net, held, batch_size, home) if e2e and held is not None else None
         refined = refine_end_to_end(net, teacher, calib[:e2e_windows or None], e2e, exclude=held, device=device) if e2e else None
         del teacher
         after = evaluate(net, held, batch_size, home) if held is not None else None
@@ -171,7 +172,7 @@ def lrnb_compress(
                   linear_ratio=report.linear_ratio, compress_seconds=report.seconds + profile_seconds, profile_seconds=profile_seconds,
                   statistics_seconds=report.statistics_seconds + (prof.seconds['statistics'] if prof else 0.0),   # the profile's too
                   distill_seconds=sum(d.seconds for d in report.distillation.values()),
-                  e2e=refined and refined.record(), e2e_seconds=refined and refined.seconds,
+                  perplexity_before_e2e=unrefined and unrefined.perplexity, e2e=refined and refined.record(), e2e_seconds=refined and refined.seconds,
                   e2e_curve=refined and dict(train_loss=refined.train_losses, val_steps=refined.val_steps, val_kl=refined.val_kls),
                   perplexity_before=before and before.perplexity, perplexity_after=after and after.perplexity,
                   eval_tokens=after and after.tokens, tokens_per_second_before=before and before.tokens_per_second,
