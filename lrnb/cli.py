@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_cli.ipynb #f0083754
 from __future__ import annotations
-import copy, json as jsonlib, logging, os, shutil, sys, time
+import copy, json as jsonlib, logging, math, os, shutil, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch, transformers
@@ -16,7 +16,7 @@ from .lowrank import check_ratio, parameter_count
 from .compress import METHODS, SOLVERS, compress, uniform_ranks
 from .spectrum import check_training, learn_spectrum
 from .distill import Distill
-from .e2e import EndToEnd, refine_end_to_end, split_sizes
+from .e2e import EndToEnd, refine_end_to_end
 from .pareto import RULES, WEIGHTINGS, check_tolerance, profile, rank_allocation
 from .evaluate import evaluate, generation_speed, peak_memory_mb, peak_rss_mb, relative_speed
 from .save import save_pretrained
@@ -89,7 +89,7 @@ def lrnb_compress(
     distill_matrices:str=None,   # distill: layer types to train, e.g. 'o_proj down_proj' (default: every compressed layer)
     e2e_steps:int=100,           # e2e: AdamW steps
     e2e_lr:float=1e-4,           # e2e: peak learning rate (warm-up, then cosine to 0)
-    e2e_windows:int=0,           # e2e: the first this many calibration windows, 1/8 of them held apart for validation (0: all)
+    e2e_windows:int=0,           # e2e: train on the first this many calibration windows (0: all); ⌈1/8⌉ as many more, unseen by the compression, validate
     e2e_batch_size:int=2,        # e2e: windows per step
     dtype:str='float32',         # float32, bfloat16 or float16
     device:str=None,             # e.g. cpu, cuda, cuda:1 (default: cuda if available)
@@ -125,7 +125,7 @@ def lrnb_compress(
         if method == 'spectrum': check_training(steps, lr, train_batch_size)
         distill = Distill(distill_mode, distill_steps, distill_lr, distill_tokens, matrices=distill_matrices and distill_matrices.split()) if refine == 'distill' else None
         e2e = EndToEnd(steps=e2e_steps, lr=e2e_lr, batch_size=e2e_batch_size, seed=seed) if refine == 'e2e' else None
-        if e2e: split_sizes(min(e2e_windows or n_windows, n_windows), e2e.val_fraction)
+        n_val = max(1, math.ceil(e2e.val_fraction * min(e2e_windows or n_windows, n_windows))) if e2e else 0   # validation windows
     if eval_windows < 0: raise SystemExit(f"error: --eval_windows must be >= 0; got {eval_windows}")
     logging.basicConfig(level=logging.WARNING)
     transformers.utils.logging.disable_progress_bar()  # lrnb's own bars show the long steps
@@ -134,7 +134,8 @@ def lrnb_compress(
     with user_errors():
         home = torch.device('cpu') if offload else device   # where the model lives (and is evaluated)
         net, tok = load_model(model, dtype=torch_dtype, device=home)
-        calib = token_windows(tok, load_texts(text, 'calibration'), seq_len, n_windows, seed)
+        calib = token_windows(tok, load_texts(text, 'calibration'), seq_len, n_windows + n_val, seed)
+        calib, val = calib[:len(calib) - n_val], calib[len(calib) - n_val:]   # e2e: validation windows no stage trains on
         held = token_windows(tok, load_texts(eval_text or text, 'evaluation'), seq_len, eval_windows, seed) if eval_windows else None
         before = evaluate(net, held, batch_size, home) if held is not None else None
         teacher = copy.deepcopy(net) if e2e else None   # the original, for end-to-end refinement
@@ -157,7 +158,7 @@ def lrnb_compress(
         if resumed: print(f"lrnb: resumed {resumed} finished blocks from {checkpoint}", file=sys.stderr if json else sys.stdout)
         profile_seconds = sum(prof.seconds.values()) if prof else 0.0
         unrefined = evaluate(net, held, batch_size, home) if e2e and held is not None else None
-        refined = refine_end_to_end(net, teacher, calib[:e2e_windows or None], e2e, exclude=held, device=device) if e2e else None
+        refined = refine_end_to_end(net, teacher, calib[:e2e_windows or None], e2e, exclude=held, val_windows=val, device=device) if e2e else None
         del teacher
         after = evaluate(net, held, batch_size, home) if held is not None else None
         if rank: return

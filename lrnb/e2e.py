@@ -174,6 +174,7 @@ def refine_end_to_end(model:nn.Module,      # a compressed causal LM (with LowRa
                       windows:Tensor,       # (N, seq_len) calibration token ids; the last ⌈val_fraction·N⌉ are held apart for validation
                       settings:EndToEnd|None=None, # None: EndToEnd()
                       exclude:Tensor|None=None,    # windows never to train on (the evaluation windows): refused if any calibration window is one
+                      val_windows:Tensor|None=None, # validation windows kept apart from every earlier stage too (None: split `windows`)
                       device=None,          # None: cuda if available, else cpu
                       progress:bool=True,   # tqdm bar with the loss and the validation KL
                      )->EndToEndReport:
@@ -185,8 +186,14 @@ def refine_end_to_end(model:nn.Module,      # a compressed causal LM (with LowRa
     params = trainable_parameters(model, s.norms)
     if not any(isinstance(m, LowRankLinear) for m in model.modules()):
         raise ValueError("model has no LowRankLinear layers: compress it before refining it end to end")
-    train, val = split_windows(windows, s.val_fraction)
-    assert len(train) + len(val) == len(windows) and train.data_ptr() != val.data_ptr()   # disjoint slices of the calibration windows
+    if val_windows is None:
+        train, val = split_windows(windows, s.val_fraction)
+        assert len(train) + len(val) == len(windows) and train.data_ptr() != val.data_ptr()   # disjoint slices of the calibration windows
+    else:
+        check_windows(val_windows, model)
+        train, val = windows, val_windows
+        if k := shared_windows(val, train): raise ValueError(f"{k} of the {len(val)} validation windows are also training windows: they must be disjoint")
+        windows = torch.cat([train, val.to(train.device)])
     if exclude is not None and (k := shared_windows(windows, exclude)):
         raise ValueError(f"{k} of the {len(windows)} calibration windows are also in exclude (the evaluation windows): "
                          f"end-to-end refinement never trains or validates on evaluation text")
