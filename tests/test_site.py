@@ -2,7 +2,7 @@
 local HTTP server serves it on 127.0.0.1, and Debian's chromium (driven by Playwright) opens every page. Besides links,
 console errors and maths, each page must show what its notebook computed: every cell ran (slow ones too), every
 output and figure is on the page, tables are tables, summaries are whole, and code fits its box."""
-import functools, http.server, json, re, shutil, subprocess, sys, threading
+import functools, http.server, importlib.util, json, re, shutil, subprocess, sys, threading
 import yaml
 from html.parser import HTMLParser
 from pathlib import Path
@@ -137,13 +137,15 @@ def page_of(notebook: Path) -> str:
     return re.sub(r'^\d+_', '', notebook.stem) + '.html'
 
 
-def directives(source: str) -> dict[str, str]:
-    found = {}
-    for line in source.splitlines():
-        if not line.startswith('#|'): break
-        key, _, value = line[2:].strip().partition(':')
-        found[key.strip()] = value.strip().lower()
-    return found
+def site_builder():
+    "The module `.ci/site.py` (the build these tests check), for its helpers."
+    spec = importlib.util.spec_from_file_location('site_builder', ROOT / '.ci' / 'site.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+directives = site_builder().directives   # a cell's `#| key[: value]` lines, as nbdev reads them
 
 
 def output_shown(cell) -> bool:
