@@ -7,6 +7,7 @@ from __future__ import annotations
 import json, logging, shutil
 from pathlib import Path
 from torch import nn
+import transformers
 from transformers import CONFIG_MAPPING
 from .models import atomic_folder, portable_config
 from .lowrank import LowRankLinear, MODELING_FILE, modeling_source, transformers_classes
@@ -34,7 +35,7 @@ def save_pretrained(model:nn.Module,  # original or compressed causal LM
         tokenizer.save_pretrained(tmp)
         if lowrank:
             config = json.loads((tmp / 'config.json').read_text())
-            base_type = next(c.model_type for c in type(model.config).__mro__ if c.__name__ == classes[0])
+            base_type = getattr(transformers, classes[0]).model_type
             (tmp / 'config.json').write_text(json.dumps(portable_config(config, *classes, base_type), indent=2))
             (tmp / MODELING_FILE).write_text(modeling_source(*classes))
     log.info("saved %s to %s", type(model).__name__, folder)
