@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_cli.ipynb #f0083754
 from __future__ import annotations
-import json as jsonlib, logging, os, shutil, sys, time
+import inspect, json as jsonlib, logging, math, os, shutil, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch, transformers
@@ -12,16 +12,16 @@ import torch.distributed as dist
 from fastcore.script import call_parse, store_true
 from .models import DEFAULT_MODEL, load_model, default_device
 from .data import load_texts, token_windows
-from .lowrank import check_ratio, parameter_count
-from .compress import METHODS, SOLVERS, compress, uniform_ranks
-from .spectrum import check_training, learn_spectrum
-from .distill import Distill
-from .pareto import RULES, WEIGHTINGS, check_tolerance, profile, rank_allocation
+from .lowrank import parameter_count
+from .compress import METHODS
+from .recipe import REFINEMENTS, Recipe, check_run, run_recipe, stage_name
 from .evaluate import evaluate, generation_speed, peak_memory_mb, peak_rss_mb, relative_speed
 from .save import save_pretrained
 
+
 # %% auto #0
-__all__ = ['DTYPES', 'parse_dtype', 'user_errors', 'join_torchrun', 'format_table', 'lrnb_compress', 'lrnb_eval']
+__all__ = ['DTYPES', 'STAGE_FLAGS', 'parse_dtype', 'user_errors', 'join_torchrun', 'format_table', 'recipe_from_flags',
+           'lrnb_compress', 'lrnb_eval']
 
 # %% ../nbs/08_cli.ipynb #5a807e98
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -54,10 +54,42 @@ def format_table(rows:list[list], header:list[str])->str:
     fmt = lambda r: '  '.join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     return '\n'.join([fmt(cells[0]), '  '.join('-' * w for w in widths)] + [fmt(r) for r in cells[1:]])
 
+# %% ../nbs/08_cli.ipynb #35f4b73e
+def recipe_from_flags(method:str='whitened', ratio:float=0.2, ranks:str='uniform', tolerance:float|None=None,
+                      weighting:str='sensitivity', min_rank:int=1, sensitivity_windows:int=16, alpha:float=0.5,
+                      sequential:bool=False, refit:bool=False, solver:str='svd', steps:int=30, lr:float=0.05,
+                      train_windows:int=16, train_batch_size:int=2, refine:str|None=None, distill_mode:str='student',
+                      distill_steps:int=64, distill_lr:float=3e-4, distill_tokens:int=512, distill_matrices:str|None=None,
+                      e2e_steps:int=100, e2e_lr:float=1e-4, e2e_batch_size:int=2, seed:int=0)->Recipe:
+    "The recipe `lrnb_compress`'s stage flags describe: ranks, factors (or spectrum for `--method spectrum`), `--refine`'s stages."
+    if method not in METHODS + ('spectrum',): raise ValueError(f"--method must be one of {METHODS + ('spectrum',)}; got {method!r}")
+    if method == 'spectrum' and (sequential or refit or solver != 'svd'):
+        raise ValueError("--method spectrum learns from the original model's components: it takes no --sequential, --refit "
+                         "or --solver (for spectrum learning after refit factors: --refit --refine spectrum)")
+    spectrum = {'spectrum': dict(steps=steps, lr=lr, train_windows=train_windows, batch_size=train_batch_size, min_rank=min_rank)}
+    stages = [{'ranks': dict(rule=ranks, ratio=None if tolerance is not None else ratio, tolerance=tolerance,
+                             weighting=weighting, min_rank=min_rank, sensitivity_windows=sensitivity_windows)},
+              spectrum if method == 'spectrum' else
+              {'factors': dict(method=method, alpha=alpha, sequential=sequential, refit=refit, solver=solver)}]
+    for name in (refine or '').replace(',', ' ').split():
+        if name == 'spectrum': stages.append(spectrum)
+        elif name == 'distill': stages.append({'distill': dict(mode=distill_mode, steps=distill_steps, lr=distill_lr,
+                                                               batch_tokens=distill_tokens,
+                                                               matrices=distill_matrices and distill_matrices.split())})
+        elif name == 'e2e': stages.append({'e2e': dict(steps=e2e_steps, lr=e2e_lr, batch_size=e2e_batch_size, seed=seed)})
+        else: raise ValueError(f"--refine must name refinements among {REFINEMENTS}, in order (e.g. 'spectrum distill'); got {refine!r}")
+    return Recipe(stages)
+
+
 # %% ../nbs/08_cli.ipynb #b4ab543a
+STAGE_FLAGS = ('method', 'ratio', 'ranks', 'tolerance', 'weighting', 'min_rank', 'sensitivity_windows', 'alpha', 'sequential',
+               'refit', 'solver', 'steps', 'lr', 'train_windows', 'train_batch_size', 'refine', 'distill_mode', 'distill_steps',
+               'distill_lr', 'distill_tokens', 'distill_matrices', 'e2e_steps', 'e2e_lr', 'e2e_batch_size')
+
 @call_parse
 def lrnb_compress(
     model:str=DEFAULT_MODEL,     # 'smollm2' (embedded default), a Hub name, or a local folder
+    recipe:str=None,             # a YAML/JSON recipe file: the stages in order (instead of the stage flags below)
     method:str='whitened',       # 'svd', 'asvd', 'whitened' or 'spectrum' (learned scores on whitened components)
     ratio:float=0.2,             # share of the decoder linears' parameters to remove, in (0, 1)
     text:str='stdlib',           # calibration text: 'stdlib', a text file or folder, or a Hub dataset
@@ -71,21 +103,24 @@ def lrnb_compress(
     ranks:str='uniform',         # rank rule: 'uniform', 'pareto' or 'greedy'
     tolerance:float=None,        # with --ranks pareto: the tolerance ε instead of --ratio
     weighting:str='sensitivity', # pareto/greedy: 'sensitivity', 'relative' or 'absolute'
-    min_rank:int=1,              # pareto/greedy: fewest components of any matrix
+    min_rank:int=1,              # pareto/greedy/spectrum: fewest components of any matrix
     sensitivity_windows:int=16,  # pareto/greedy: windows of the sensitivity pass
     sequential:store_true=False, # statistics from the already-compressed earlier layers
     refit:store_true=False,      # fit factors to the original outputs from the compressed inputs (implies --sequential)
     solver:str='svd',            # 'svd' or 'als' for whitened factors
+    refine:str=None,             # refinements after the factors, in order: 'spectrum', 'distill', 'e2e' (e.g. 'spectrum distill')
     steps:int=30,                # spectrum: optimiser steps per stage (three stages)
     lr:float=0.05,               # spectrum: learning rate of the scores
     train_windows:int=16,        # spectrum: the first this many calibration windows train the scores (0: all)
     train_batch_size:int=2,      # spectrum: windows per optimiser step
-    refine:str=None,             # 'distill': train each layer's factors to reproduce the original outputs
     distill_mode:str='student',  # distill: inputs to train on, 'teacher', 'student' or 'joint'
     distill_steps:int=64,        # distill: AdamW steps per layer
     distill_lr:float=3e-4,       # distill: learning rate
     distill_tokens:int=512,      # distill: tokens per step
     distill_matrices:str=None,   # distill: layer types to train, e.g. 'o_proj down_proj' (default: every compressed layer)
+    e2e_steps:int=100,           # e2e: AdamW steps
+    e2e_lr:float=1e-4,           # e2e: peak learning rate (warm-up, then cosine to 0)
+    e2e_batch_size:int=2,        # e2e: windows per step
     dtype:str='float32',         # float32, bfloat16 or float16
     device:str=None,             # e.g. cpu, cuda, cuda:1 (default: cuda if available)
     seed:int=0,                  # calibration/evaluation window seed
@@ -95,28 +130,22 @@ def lrnb_compress(
     max_shard_size:str='5GB',    # largest weights file of the saved folder (bigger models are sharded)
     json:store_true=False,       # print one JSON object instead of a table
 ):
-    "Compress a causal LM's decoder linears into low-rank factors, report before/after and save it."
-    for flag, value, allowed in (('method', method, METHODS + ('spectrum',)), ('ranks', ranks, RULES), ('weighting', weighting, WEIGHTINGS), ('solver', solver, SOLVERS)):
-        if value not in allowed: raise SystemExit(f"error: --{flag} must be one of {allowed}; got {value!r}")
-    if tolerance is not None and ranks != 'pareto': raise SystemExit(f"error: --tolerance needs --ranks pareto; got --ranks {ranks}")
-    if method == 'spectrum' and (tolerance is not None or sequential or refit or solver != 'svd'):
-        raise SystemExit("error: --method spectrum learns its own budget from --ratio: it takes no --tolerance, --sequential, --refit or --solver")
-    if refine not in (None, 'distill'): raise SystemExit(f"error: --refine must be 'distill' or left out; got {refine!r}")
-    if refine and method == 'spectrum': raise SystemExit("error: --refine distill applies to --method svd, asvd or whitened; got --method spectrum")
-    if offload and (method == 'spectrum' or ranks != 'uniform'):
-        raise SystemExit(f"error: --offload works with --ranks uniform and --method svd, asvd or whitened; got --ranks {ranks} --method {method}")
-    if checkpoint is not None and (no_checkpoint or method == 'spectrum'):
-        raise SystemExit(f"error: --checkpoint {checkpoint} cannot go with {'--no_checkpoint' if no_checkpoint else '--method spectrum'}")
-    folder_default = checkpoint is None
-    checkpoint = None if no_checkpoint or method == 'spectrum' else Path(checkpoint or Path(out).with_name(Path(out).name + '.partial'))
-    if train_windows < 0: raise SystemExit(f"error: --train_windows must be >= 0 (0: every calibration window); got {train_windows}")
-    if train_batch_size < 1: raise SystemExit(f"error: --train_batch_size must be >= 1; got {train_batch_size}")
-    with user_errors():
-        check_ratio(ratio); torch_dtype = parse_dtype(dtype)
-        if tolerance is not None: check_tolerance(tolerance)
-        if method == 'spectrum': check_training(steps, lr, train_batch_size)
-        distill = Distill(distill_mode, distill_steps, distill_lr, distill_tokens, matrices=distill_matrices and distill_matrices.split()) if refine else None
+    "Compress a causal LM's decoder linears by a recipe of stages, report before/after and save it."
+    flags = {k: v for k, v in locals().items() if k in STAGE_FLAGS}
+    if recipe is not None:
+        given = [f"--{k}" for k, v in flags.items() if v != inspect.signature(lrnb_compress).parameters[k].default]
+        if given: raise SystemExit(f"error: --recipe {recipe} holds every stage setting; it cannot go with {' '.join(given)}")
+    if checkpoint is not None and no_checkpoint: raise SystemExit(f"error: --checkpoint {checkpoint} cannot go with --no_checkpoint")
     if eval_windows < 0: raise SystemExit(f"error: --eval_windows must be >= 0; got {eval_windows}")
+    with user_errors():
+        rec = Recipe.from_file(recipe) if recipe is not None else recipe_from_flags(**flags, seed=seed)
+        torch_dtype = parse_dtype(dtype)
+        check_run(rec, offload, int(os.environ.get('WORLD_SIZE', '1')))
+    factors = any(stage_name(s) == 'factors' for s in rec.stages)
+    if checkpoint is not None and not factors: raise SystemExit(f"error: --checkpoint {checkpoint} needs a factors stage, whose blocks it keeps")
+    folder_default = checkpoint is None
+    checkpoint = None if no_checkpoint or not factors else Path(checkpoint or Path(out).with_name(Path(out).name + '.partial'))
+    e2e = [s for s in rec.stages if stage_name(s) == 'e2e']
     logging.basicConfig(level=logging.WARNING)
     transformers.utils.logging.disable_progress_bar()  # lrnb's own bars show the long steps
     with user_errors(): rank, device = join_torchrun(device)   # under torchrun: calibration shared by the processes, the first one saves and reports
@@ -124,40 +153,27 @@ def lrnb_compress(
     with user_errors():
         home = torch.device('cpu') if offload else device   # where the model lives (and is evaluated)
         net, tok = load_model(model, dtype=torch_dtype, device=home)
-        calib = token_windows(tok, load_texts(text, 'calibration'), seq_len, n_windows, seed)
+        n_val = max(1, math.ceil(e2e[0].val_fraction * n_windows)) if e2e else 0   # e2e: validation windows no stage sees
+        calib = token_windows(tok, load_texts(text, 'calibration'), seq_len, n_windows + n_val, seed)
+        calib, val = calib[:len(calib) - n_val], (calib[len(calib) - n_val:] if n_val else None)
         held = token_windows(tok, load_texts(eval_text or text, 'evaluation'), seq_len, eval_windows, seed) if eval_windows else None
         before = evaluate(net, held, batch_size, home) if held is not None else None
-        prof, rank_dict = None, None
-        spectrum = method == 'spectrum'
-        if ranks != 'uniform':
-            prof = profile(net, calib, 'whitened' if spectrum else method, sensitivity_windows if weighting == 'sensitivity' else 0,
-                           keep_decompositions=not (sequential or refit), alpha=alpha, batch_size=batch_size, device=device)
-            rank_dict = rank_allocation(prof, ranks, None if tolerance is not None else ratio, tolerance, weighting, min_rank)
-        if spectrum:
-            train_windows = min(train_windows, len(calib)) or len(calib)
-            report = learn_spectrum(net, calib, ratio, ranks=rank_dict or uniform_ranks(net, ratio), steps=steps, lr=lr,
-                                    batch_size=train_batch_size, train_windows=train_windows,
-                                    min_rank=min_rank, decompositions=prof and prof.decompositions, device=device, seed=seed)
-        else:
-            report = compress(net, calib, method=method, ratio=ratio, ranks=rank_dict, alpha=alpha, sequential=sequential, refit=refit, solver=solver,
-                              decompositions=prof and prof.decompositions, refine=distill, batch_size=batch_size, device=device,
-                              offload=offload, checkpoint=checkpoint)
-        resumed = report.resumed_blocks
-        if resumed: print(f"lrnb: resumed {resumed} finished blocks from {checkpoint}", file=sys.stderr if json else sys.stdout)
-        profile_seconds = sum(prof.seconds.values()) if prof else 0.0
+        report = run_recipe(net, calib, rec, batch_size=batch_size, device=device, offload=offload, checkpoint=checkpoint,
+                            val_windows=val, exclude=held, seed=seed)
+        if report.resumed_blocks:
+            print(f"lrnb: resumed {report.resumed_blocks} finished blocks from {checkpoint}", file=sys.stderr if json else sys.stdout)
         after = evaluate(net, held, batch_size, home) if held is not None else None
         if rank: return
         folder = save_pretrained(net, tok, out, max_shard_size=max_shard_size)
         if checkpoint is not None and folder_default: shutil.rmtree(checkpoint, ignore_errors=True)   # the model is saved: nothing to resume
-    result = dict(model=model, method=method, ranks=ranks, ratio=ratio, tolerance=tolerance, weighting=weighting, sequential=sequential,
-                  refit=refit, solver=solver, train_windows=train_windows if spectrum else None,
-                  train_batch_size=train_batch_size if spectrum else None, refine=refine, distill=distill and vars(distill), device=str(device), offload=offload,
-                  checkpoint=checkpoint and str(checkpoint), resumed_blocks=resumed,
-                  calibration_windows=len(calib), seq_len=seq_len, calibration_tokens=report.calibration_tokens,
-                  params_before=report.params_before, params_after=report.params_after,
-                  linear_ratio=report.linear_ratio, compress_seconds=report.seconds + profile_seconds, profile_seconds=profile_seconds,
-                  statistics_seconds=report.statistics_seconds + (prof.seconds['statistics'] if prof else 0.0),   # the profile's too
-                  distill_seconds=sum(d.seconds for d in report.distillation.values()),
+    stage_reports = dict(report.stages)   # the last of each kind
+    result = dict(model=model, recipe=rec.data(), device=str(device), offload=offload, checkpoint=checkpoint and str(checkpoint),
+                  resumed_blocks=report.resumed_blocks, calibration_windows=len(calib), validation_windows=n_val, seq_len=seq_len,
+                  calibration_tokens=report.calibration_tokens, params_before=report.params_before, params_after=report.params_after,
+                  linear_ratio=report.linear_ratio, compress_seconds=report.seconds, profile_seconds=report.seconds_of('ranks'),
+                  statistics_seconds=report.statistics_seconds, stage_seconds={n: report.seconds_of(n) for n in dict(report.stages)},
+                  distill_seconds=sum(d.seconds for n, r in report.stages if n == 'distill' for d in r.distillation.values()),
+                  e2e=stage_reports['e2e'].record() if 'e2e' in stage_reports else None,
                   perplexity_before=before and before.perplexity, perplexity_after=after and after.perplexity,
                   eval_tokens=after and after.tokens, tokens_per_second_before=before and before.tokens_per_second,
                   tokens_per_second_after=after and after.tokens_per_second, peak_memory_mb=peak_memory_mb(device), peak_rss_mb=peak_rss_mb(),
@@ -165,13 +181,16 @@ def lrnb_compress(
     if json: print(jsonlib.dumps(result)); return
     ppl = lambda e: e.perplexity if e else '-'
     tps = lambda e: round(e.tokens_per_second) if e else '-'
-    print(f"lrnb: {model} with {method} ({ranks} ranks{', refit' if refit else ''}{', distilled' if refine else ''}), {report.linear_ratio:.1%} of decoder-linear parameters removed; "
+    steps_said = ' → '.join(stage_name(s) for s in rec.stages)
+    print(f"lrnb: {model} by the recipe {steps_said}, {report.linear_ratio:.1%} of decoder-linear parameters removed; "
           f"calibration {len(calib)} x {seq_len} tokens of {text!r}"
           + (f"; evaluation {len(held)} x {seq_len} held-apart tokens of {eval_text or text!r}" if held is not None else ''))
+    print(rec.yaml().rstrip())
     print(format_table([['original', report.params_before, ppl(before), tps(before), '-'],
-                        [f'compressed ({method})', report.params_after, ppl(after), tps(after), round(report.seconds + profile_seconds, 1)]],
+                        ['compressed', report.params_after, ppl(after), tps(after), round(report.seconds, 1)]],
                        ['model', 'parameters', 'perplexity', 'tokens/s', 'compress s']))
     print(f"saved to {folder}  (total {time.perf_counter() - t0:.0f} s, peak memory {peak_memory_mb(device):,.0f} MiB on {device})")
+
 
 # %% ../nbs/08_cli.ipynb #23128051
 @call_parse

@@ -104,6 +104,7 @@ class CompressionReport:
     statistics_seconds: float  # of which: forward passes that collect statistics or produce the next block's inputs
     distillation: dict[str, LayerDistillation] = field(default_factory=dict)  # per distilled layer (refine='distill')
     resumed_blocks: int = 0    # blocks whose layers were read back from the checkpoint folder instead of computed
+    decompositions: dict[str, Decomposition]|None = None  # keep_decompositions=True: each new layer's full one (not read-back ones)
 
     @property
     def linear_ratio(self)->float:
@@ -414,6 +415,7 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
              progress:bool=True,           # tqdm bar over blocks
              offload:bool=False,           # leave the model where it is; the embeddings, then each block, visit `device` in turn
              checkpoint:str|Path|None=None, # folder for each finished block's layers; a rerun with it continues from there
+             keep_decompositions:bool=False, # report every new layer's full decomposition (e.g. for spectrum learning next)
             )->CompressionReport:
     "Replace the model's compressible linears by low-rank factors; returns what was done."
     plan = plan_compression(model, windows, method, ratio, ranks, alpha, sequential, refit, solver, decompositions, refine, batch_size,
@@ -422,9 +424,11 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
     if not offload: model.to(device)
     params_before = parameter_count(model)
     shapes = {name: tuple(dense_weight(m).shape) for name, m in compressible_linears(model).items()}
-    distilled, seconds, resumed = {}, {}, []
-    new = {name: layer for name, _, layer in compressed_layers(model, windows, plan, batch_size, attention_mask, device, progress,
-                                                               seconds, distilled, resumed)}
+    distilled, seconds, resumed, kept = {}, {}, [], {}
+    new = {}
+    for name, d, layer in compressed_layers(model, windows, plan, batch_size, attention_mask, device, progress, seconds, distilled, resumed):
+        new[name] = layer
+        if keep_decompositions and d is not None: kept[name] = d
     if resumed: log.info("read %d finished blocks back from %s", len(resumed), checkpoint)
     for name, layer in new.items(): set_module(model, name, layer)
     plan.record(model)
@@ -433,7 +437,8 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
     used = windows is not None and (plan.grams is not None or decompositions is not None or plan.distill is not None)  # the profile behind `decompositions` read them
     tokens = int(windows.numel() if attention_mask is None else attention_mask.sum()) if used else 0
     report = CompressionReport(method, plan.keep, params_before, parameter_count(model), before, after, tokens,
-                               time.perf_counter() - start, seconds['statistics'], distilled, len(resumed))
+                               time.perf_counter() - start, seconds['statistics'], distilled, len(resumed),
+                               kept if keep_decompositions else None)
     log.info("compressed %d linears with %s: %d -> %d parameters in %.1fs", len(plan.keep), method,
              report.params_before, report.params_after, report.seconds)
     return report

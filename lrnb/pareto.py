@@ -105,18 +105,21 @@ def profile(model:nn.Module,                # a causal LM (left unchanged)
             attention_mask:Tensor|None=None,# (N, seq_len), 0 at padding
             device=None,                    # None: cuda if available, else cpu
             progress:bool=True,             # tqdm bars
+            offload:bool=False,             # leave the model where it is; its blocks visit `device` in turn (no sensitivity pass)
            )->Profile:
     "Spectra (and sensitivities) of every compressible matrix of the original model, before any is replaced."
     statistics_needed(method)   # raises on an unknown method
     if not isinstance(sensitivity_windows, int) or sensitivity_windows < 0: raise ValueError(f"sensitivity_windows must be a non-negative integer; got {sensitivity_windows!r}")
+    if offload and sensitivity_windows: raise ValueError(f"offload cannot split the sensitivity pass (gradients through the whole model) into blocks: give sensitivity_windows=0 with offload=True; got {sensitivity_windows}")
     check_windows(windows, model)
     device = default_device(device)
-    model.to(device)
+    if not offload: model.to(device)
     linears = compressible_linears(model)
     shapes = {name: tuple(dense_weight(mod).shape) for name, mod in linears.items()}
     sigma, kept, seconds = {}, {}, {'statistics': 0.0, 'decompose': 0.0, 'sensitivity': 0.0}
     for name, d in original_decompositions(model, windows, list(linears), method, alpha, batch_size=batch_size,
-                                           attention_mask=attention_mask, device=device, progress=progress, seconds=seconds):
+                                           attention_mask=attention_mask, device=device, progress=progress, seconds=seconds,
+                                           offload=offload):
         sigma[name] = d.sigma.double().cpu()
         if keep_decompositions: kept[name] = d
     t = time.perf_counter()

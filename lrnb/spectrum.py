@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .lowrank import (LowRankLinear, breakeven_rank, check_ratio, compressible_linears, dense_weight, factorise,
                           factorised_params, parameter_count, set_module)
 from .models import default_device
-from .stats import check_windows
+from .stats import all_reduce_sum, check_windows, local_windows, world
 from .decompose import Decomposition
 from .distill import LayerDistillation   # a field SpectrumReport inherits from CompressionReport is typed with it
 from .compress import CompressionReport, check_ranks, compress, original_decompositions, uniform_ranks
@@ -167,7 +167,7 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
     check_windows(windows, model)
     if train_windows is not None and (not isinstance(train_windows, int) or not 1 <= train_windows <= len(windows)):
         raise ValueError(f"train_windows must be an integer in [1, {len(windows)}] (the calibration windows) or None; got {train_windows!r}")
-    train = windows[:train_windows]
+    train = local_windows(windows[:train_windows])[0]   # this process's share under torch.distributed (gradients averaged)
     if ranks is not None: check_ranks(model, ranks)
     if decompositions is not None:
         missing = [n for n in compressible_linears(model) if n not in decompositions]
@@ -213,13 +213,15 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
                 mu = sparsity_weight * (i + 1) / steps if stage_name == 'sparsification' else 0.0
                 sparsity = (gates * (1 - gates)).mean()
                 loss = kl + math.exp(log_lam) * over + mu * sparsity
-                if not torch.isfinite(loss):
+                if all_reduce_sum(torch.tensor(float(not torch.isfinite(loss)), device=device)) > 0:   # every process stops together
                     stopped = f"the loss became non-finite at step {step} ({stage_name}); kept the scores of the last finite loss"
                     log.warning("learn_spectrum: %s", stopped)
                     break
                 good = [t.detach().clone() for t in thetas]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if world()[1] > 1:
+                    for t in thetas: all_reduce_sum(t.grad).div_(world()[1])
                 opt.step()
                 log_lam += multiplier_rate * (soft.item() / budget - 1)
                 history.append(dict(step=step, stage=stage_name, kl=kl.item(), soft_params=soft.item(), multiplier=math.exp(log_lam),

@@ -31,7 +31,7 @@ def test_compress_then_eval_real_smollm2(compressed):
     assert 0.4 <= res["linear_ratio"] < 0.4 + 2 / 576   # floors remove at most one rank step (of the smallest matrix) more
     assert res["calibration_tokens"] == 8 * 256
     assert res["perplexity_before"] < res["perplexity_after"] < 50 * res["perplexity_before"]
-    assert (out / "model.safetensors").exists() and json.loads((out / "config.json").read_text())["lrnb"]["method"] == "whitened"
+    assert (out / "model.safetensors").exists() and json.loads((out / "config.json").read_text())["lrnb"]["recipe"][1]["factors"]["method"] == "whitened"
     ev = json.loads(run("lrnb_eval", "--model", str(out), "--n_windows", "4", "--seq_len", "256", "--json"))
     assert ev["compressed"] and ev["parameters"] == res["params_after"]
     assert abs(ev["perplexity"] - res["perplexity_after"]) <= 1e-3 * res["perplexity_after"]
