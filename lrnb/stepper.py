@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torch import nn, Tensor
-from .lowrank import check_ratio, compressible_linears, decoder_layers, dense_weight, factorised_params, parameter_count, set_module
+from .lowrank import compressible_linears, decoder_layers, dense_weight, factorised_params, set_module
 from .models import default_device
-from .compress import METHODS, compressed_layers, plan_compression, uniform_ranks
-from .pareto import RULES, profile, rank_allocation
+from .compress import METHODS, compressed_layers, plan_compression
+from .pareto import RULES
+from .recipe import (Factors, Recipe, as_recipe, check_run, fused_distill, lowrank_layers, recipe_ranks, run_refinements,
+                         stage_name)
 from .evaluate import evaluate
 from .save import save_pretrained
 
@@ -43,33 +45,28 @@ class Stepper:
     "Compress a copy of a causal LM one decoder block at a time, keeping what each step did."
     def __init__(self, model:nn.Module,           # a causal LM (left unchanged)
                  windows:Tensor,                  # (N, seq_len) calibration token ids
-                 method:str='whitened',           # one of METHODS
-                 rule:str='uniform',              # rank rule: one of RULES
-                 ratio:float|None=0.2,            # share of the linears' parameters to remove
-                 tolerance:float|None=None,       # rule='pareto' only: the tolerance instead of the ratio
-                 sequential:bool=False,           # statistics from the already-compressed blocks
-                 refit:bool=False,                # fit to the original outputs (whitened; implies sequential)
+                 recipe:Recipe|list|str|None=None, # ranks, factors and refinements (None: uniform 20% whitened SVD)
                  batch_size:int=8,                # windows per forward pass
-                 sensitivity_windows:int=16,      # pareto/greedy: windows of the sensitivity pass
                  device=None,                     # None: cuda if available, else cpu
-                 progress:bool=False,             # tqdm bars of the profile (pareto/greedy)
+                 progress:bool=False,             # tqdm bars of the profile (pareto/greedy) and the refinements
                 ):
-        if method not in METHODS: raise ValueError(f"method must be one of {METHODS}; got {method!r}")
-        if rule not in RULES: raise ValueError(f"rule must be one of {RULES}; got {rule!r}")
-        if tolerance is None: check_ratio(ratio)
-        self.original, self.windows, self.device = model, windows, default_device(device)
-        self.settings = dict(method=method, rule=rule, ratio=ratio if tolerance is None else None, tolerance=tolerance,
-                             sequential=sequential or refit, refit=refit)
+        self.recipe = as_recipe(recipe if recipe is not None else [{'ranks': {}}, {'factors': {}}])
+        factors = self.recipe.stages[1]
+        if not isinstance(factors, Factors):
+            raise ValueError("the stepper steps through a factors stage, block by block: recipe stage 2 must be factors; got spectrum")
+        check_run(self.recipe)
+        self.original, self.windows, self.device, self.progress = model, windows, default_device(device), progress
+        r = self.recipe.ranks
+        self.settings = dict(method=factors.method, rule=r.rule, ratio=r.ratio, tolerance=r.tolerance,
+                             sequential=factors.sequential or factors.refit, refit=factors.refit)
         self.batch_size, self.prefix = batch_size, decoder_layers(model)[0]
-        if rule == 'uniform':
-            if tolerance is not None: raise ValueError(f"tolerance applies to rule='pareto' only; got rule={rule!r}")
-            ranks, decompositions = uniform_ranks(model, ratio), None
-        else:
-            prof = profile(model, windows, method, sensitivity_windows, keep_decompositions=not (sequential or refit),
-                           batch_size=batch_size, device=self.device, progress=progress)
-            ranks, decompositions = rank_allocation(prof, rule, None if tolerance is not None else ratio, tolerance), prof.decompositions
-        self.plan = plan_compression(model, windows, method, ranks=ranks, sequential=sequential, refit=refit,
-                                     decompositions=decompositions, batch_size=batch_size)
+        ranks, prof = recipe_ranks(model, windows, self.recipe, batch_size, device=self.device, progress=progress)
+        distill = self.recipe.stages[2] if fused_distill(self.recipe, 2) else None   # trained as each layer is made
+        self.refinements = self.recipe.stages[3 if distill else 2:]   # run by `refine()` after the last block
+        self.plan = plan_compression(model, windows, factors.method, ranks=ranks, alpha=factors.alpha,
+                                     sequential=factors.sequential, refit=factors.refit, solver=factors.solver,
+                                     decompositions=None if factors.sequential or factors.refit else prof and prof.decompositions,
+                                     refine=distill, batch_size=batch_size)
         self.shapes = {name: tuple(dense_weight(m).shape) for name, m in compressible_linears(model).items()}
         self.blocks = sorted({block_index(n, self.prefix) for n in self.plan.keep})   # blocks with a layer to compress
         self.reset()
@@ -79,6 +76,7 @@ class Stepper:
         self.model = None   # the previous copy goes first: only one copy at a time
         self.model = copy.deepcopy(self.original).to(self.device)
         self.steps: list[LayerStep] = []
+        self.refined: list = []   # (stage, report) of each refinement run
         self.position = 0   # index into `blocks` of the next block to compress
         self._layers = compressed_layers(self.original, self.windows, self.plan, self.batch_size, device=self.device, progress=False)
 
@@ -113,10 +111,18 @@ class Stepper:
         while not self.done: done += self.step()
         return done
 
+    def refine(self)->list:
+        "Run the recipe's refinements on the compressed model once every block is done; (stage, report) of each."
+        if not self.done: raise ValueError(f"refine after the last block: {len(self.blocks) - self.position} blocks are left")
+        if self.refined: raise ValueError("the refinements have run already (reset starts again)")
+        self.refined = run_refinements(self.model, self.original, self.windows, self.refinements, self.recipe.ranks.ratio,
+                                       batch_size=self.batch_size, device=self.device, progress=self.progress)
+        return self.refined
+
     @property
     def ranks(self)->dict[str, int]:
-        "Ranks of the layers compressed so far."
-        return {s.name: s.rank for s in self.steps}
+        "Ranks of the model's low-rank layers now."
+        return {name: layer.rank for name, layer in lowrank_layers(self.model).items()}
 
     def linear_params(self)->tuple[int, int, int|None]:
         "Parameters of the compressible linears: originally, now, and the plan's budget at the end (None: no ratio was set)."
@@ -134,7 +140,10 @@ class Stepper:
         folder = Path(folder)
         if folder.exists() and any(folder.iterdir()) and not overwrite:
             raise ValueError(f"folder {str(folder)!r} exists and is not empty; pass overwrite=True to replace it")
-        self.plan.record(self.model, self.ranks)
+        self.model.config.lrnb = {'ranks': self.ranks, 'recipe': self.recipe.data()}
+        if not self.done or len(self.refined) < len(self.refinements):   # a folder says how far the recipe went
+            self.model.config.lrnb['unfinished'] = (f"{self.position} of {len(self.blocks)} blocks compressed, "
+                                                    f"{len(self.refined)} of {len(self.refinements)} refinements run")
         return save_pretrained(self.model, tokenizer, folder)
 
 # %% ../nbs/15_stepper.ipynb #77cb681d
@@ -155,30 +164,41 @@ def visible_devices()->list[str]:
     return [f'cuda:{i}' for i in range(torch.cuda.device_count())] + ['cpu']
 
 class StepperPanel:
-    "ipywidgets panel over a `Stepper`: settings, Step / Run to end / Reset / Perplexity / Save, and plots as it goes."
+    "ipywidgets panel over a `Stepper`: settings (or a recipe), Step / Run to end / Refine / Reset / Perplexity / Save, and plots."
     def __init__(self, model:nn.Module,             # a causal LM (left unchanged)
                  tokenizer,                         # its tokenizer (saved with the model)
                  windows:Tensor,                    # calibration token ids
                  eval_windows:Tensor|None=None,     # token ids for the perplexity probe (None: no probe)
-                 batch_size:int=8):
+                 batch_size:int=8,
+                 recipe:Recipe|list|str|None=None,  # step through this recipe (its settings shown, fixed) instead of the controls'
+                ):
         self.model, self.tokenizer, self.windows, self.eval_windows, self.batch_size = model, tokenizer, windows, eval_windows, batch_size
+        self.recipe = None if recipe is None else as_recipe(recipe)
         self.method = widgets.Dropdown(options=METHODS, value='whitened', description='method')
         self.rule = widgets.Dropdown(options=RULES, value='uniform', description='ranks')
         self.ratio = widgets.FloatSlider(value=0.2, min=0.05, max=0.9, step=0.05, description='ratio', readout_format='.0%')
         self.sequential = widgets.Checkbox(value=False, description='sequential')
         self.refit = widgets.Checkbox(value=False, description='refit')
         self.device = widgets.Dropdown(options=visible_devices(), description='device')
+        if self.recipe is not None:   # the controls show the recipe's ranks and factors, and cannot change them
+            r, f = self.recipe.ranks, self.recipe.stages[1]
+            self.rule.value, self.ratio.value = r.rule, r.ratio if r.ratio is not None else self.ratio.value
+            if isinstance(f, Factors): self.method.value, self.sequential.value, self.refit.value = f.method, f.sequential, f.refit
+            for w in (self.method, self.rule, self.ratio, self.sequential, self.refit): w.disabled = True
         self.step_button, self.run_button = widgets.Button(description='Step'), widgets.Button(description='Run to end')
+        self.refine_button = widgets.Button(description='Refine', disabled=True)
         self.reset_button, self.probe_button = widgets.Button(description='Reset'), widgets.Button(description='Perplexity', disabled=eval_windows is None)
         self.folder, self.overwrite = widgets.Text(value='lrnb-stepped', description='folder'), widgets.Checkbox(value=False, description='overwrite')
         self.save_button = widgets.Button(description='Save')
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description='blocks')
         self.status, self.plots = widgets.HTML(), widgets.Output()
-        for button, action in ((self.step_button, self.step), (self.run_button, self.run), (self.reset_button, self.reset),
+        for button, action in ((self.step_button, self.step), (self.run_button, self.run), (self.refine_button, self.refine),
+                               (self.reset_button, self.reset),
                                (self.probe_button, self.probe), (self.save_button, self.save)):
             button.on_click(lambda _, action=action: self._act(action))
         self.widget = widgets.VBox([widgets.HBox([self.method, self.rule, self.ratio]), widgets.HBox([self.sequential, self.refit, self.device]),
-                                    widgets.HBox([self.step_button, self.run_button, self.reset_button, self.probe_button]),
+                                    widgets.HBox([self.step_button, self.run_button, self.refine_button, self.reset_button,
+                                                  self.probe_button]),
                                     widgets.HBox([self.folder, self.overwrite, self.save_button]), self.progress, self.status, self.plots])
         self.stepper, self.probes = None, []
         self._act(self.reset)
@@ -196,9 +216,11 @@ class StepperPanel:
     def reset(self):
         "A new `Stepper` with the current settings."
         self.stepper, self.probes = None, []
-        for b in (self.step_button, self.run_button, self.save_button, self.probe_button): b.disabled = True   # until a stepper exists
-        self.stepper = Stepper(self.model, self.windows, self.method.value, self.rule.value, self.ratio.value, sequential=self.sequential.value,
-                               refit=self.refit.value, batch_size=self.batch_size, device=self.device.value)
+        for b in (self.step_button, self.run_button, self.refine_button, self.save_button, self.probe_button): b.disabled = True
+        recipe = self.recipe or Recipe([{'ranks': {'rule': self.rule.value, 'ratio': self.ratio.value}},
+                                        {'factors': {'method': self.method.value, 'sequential': self.sequential.value,
+                                                     'refit': self.refit.value}}])
+        self.stepper = Stepper(self.model, self.windows, recipe, batch_size=self.batch_size, device=self.device.value)
         for b in (self.step_button, self.run_button, self.save_button): b.disabled = False
         self.probe_button.disabled = self.eval_windows is None
         self.progress.max, self.progress.value = max(len(self.stepper.blocks), 1), 0
@@ -210,6 +232,7 @@ class StepperPanel:
         if self.stepper.done: return self._say("every block is compressed: Step does nothing (Reset starts again)")
         steps = self.stepper.step()
         self.progress.value = self.stepper.position
+        self.refine_button.disabled = not (self.stepper.done and self.stepper.refinements)
         before, now, budget = self.stepper.linear_params()
         self.draw()
         self._say(f"block {steps[0].block}: {len(steps)} layers, ranks {', '.join(f'{s.kind} {s.rank}' for s in steps)}; "
@@ -221,7 +244,18 @@ class StepperPanel:
         while not self.stepper.done:
             self.stepper.step(); self.progress.value = self.stepper.position
         self.draw()
-        self._say(f"done: {len(self.stepper.steps)} layers compressed, linear parameters {self.stepper.linear_params()[1]:,}")
+        self.refine_button.disabled = not self.stepper.refinements
+        self._say(f"done: {len(self.stepper.steps)} layers compressed, linear parameters {self.stepper.linear_params()[1]:,}"
+                  + (f"; Refine runs {', '.join(stage_name(s) for s in self.stepper.refinements)}" if self.stepper.refinements else ''))
+
+    def refine(self):
+        "Run the recipe's refinements once every block is compressed."
+        if not self.stepper.done: return self._say("Refine runs after the last block (Run to end first)")
+        self.refine_button.disabled = True
+        done = self.stepper.refine()
+        self.draw()
+        self._say(f"refined: {', '.join(f'{name} ({r.seconds:.0f} s)' for name, r in done)}; "
+                  f"linear parameters {self.stepper.linear_params()[1]:,}")
 
     def probe(self):
         "Perplexity of the partly compressed model on the evaluation windows."
