@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
-from .lowrank import (LowRankLinear, breakeven_rank, check_ratio, compressible_linears, decoder_layers, dense_weight, factorise,
+from .lowrank import (breakeven_rank, check_ratio, compressible_linears, decoder_layers, dense_weight, factorise,
                           factorised_params, parameter_count, set_module, uniform_rank)
 from .models import default_device
 from .stats import (ActivationStats, all_reduce_sum, block_inputs, block_outputs, block_statistics, check_windows, input_groups,
