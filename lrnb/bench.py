@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, re, subprocess, sys, time
 from pathlib import Path
 from fastcore.script import call_parse, store_true
-from .models import load_model
+from .models import atomic_write, load_model
 from .data import load_texts, token_windows
 from .evaluate import evaluate, markdown_table, peak_memory_mb, perplexity_cell
 from .lowrank import check_ratio
@@ -17,6 +17,7 @@ from .lowrank import compressible_linears, decoder_layers
 from .models import default_device
 from .stats import ActivationStats, block_inputs, block_statistics
 from .compress import compress
+from .cli import user_errors
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -91,9 +92,7 @@ def held_perplexities(model, held:dict, device=None)->dict[str, float]:
 
 def write_results(rows:list[dict], out:Path, table)->None:
     "Write a benchmark's `rows` so far to out/results.json (atomically) and, rendered by `table`, out/results.md; print the last row."
-    path = Path(out) / 'results.json'
-    tmp = path.with_suffix('.tmp')
-    tmp.write_text(json.dumps(rows, indent=1)); tmp.replace(path)
+    atomic_write(Path(out) / 'results.json', lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1)))
     (Path(out) / 'results.md').write_text(table(rows) + '\n')
     print(table(rows[:1] + rows[-1:]).splitlines()[-1], flush=True)
 
@@ -210,7 +209,6 @@ def lrnb_bench(out:str='bench_out',        # folder for the text files, compress
     "Measure methods x ratios on a model, in and out of domain, with speed and memory; write out/results.{md,json} and plots."
     import matplotlib.pyplot as plt, transformers
     transformers.utils.logging.disable_progress_bar()
-    from lrnb.cli import user_errors   # here, not at the top: lrnb.cli imports the modules that import this one
     t0, out = time.perf_counter(), Path(out)
     with user_errors():
         methods_, ratios_ = methods.split(), [float(r) for r in ratios.split()]
@@ -334,7 +332,6 @@ def lrnb_scale_bench(out:str='bench_out/scale', # folder for results.md / result
                      device:str=None,           # default: cuda if available
                     ):
     "Time whitened SVD's statistics and decompositions on a random Llama of a given shape; append the row to out/results.md and .json."
-    from lrnb.cli import user_errors
     with user_errors():
         check_ratio(ratio)
         if n_windows < 1 or seq_len < 2: raise ValueError(f"n_windows must be >= 1 and seq_len >= 2; got {n_windows}, {seq_len}")

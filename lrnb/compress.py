@@ -4,16 +4,14 @@
 
 # %% ../nbs/05_compress.ipynb #42539a0c
 from __future__ import annotations
-import copy, hashlib, itertools, json, logging, os, tempfile, time
+import copy, itertools, logging, os, time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
-from safetensors import safe_open
-from safetensors.torch import save_file
-from .lowrank import (LowRankLinear, breakeven_rank, check_ratio, compressible_linears, decoder_layers, dense_weight, factorise,
+from .lowrank import (breakeven_rank, check_ratio, compressible_linears, decoder_layers, dense_weight, factorise,
                           factorised_params, parameter_count, set_module, uniform_rank)
 from .models import default_device
 from .stats import (ActivationStats, all_reduce_sum, block_inputs, block_outputs, block_statistics, check_windows, input_groups,
@@ -21,15 +19,14 @@ from .stats import (ActivationStats, all_reduce_sum, block_inputs, block_outputs
 from .decompose import (Decomposition, als_decomposition, asvd_decomposition, projection_decomposition, refit_weight,
                             svd_decomposition, whitened_decomposition, whitening)
 from .distill import Distill, LayerDistillation, distill_layer
+from .checkpoint import checkpoint_fingerprint, load_block, open_checkpoint, save_block
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'METHODS', 'SOLVERS', 'PLAN_FILE', 'uniform_ranks', 'check_ranks', 'statistics_needed', 'refine_settings',
-           'decomposition', 'CompressionReport', 'GroupInputs', 'group_inputs', 'outside_blocks', 'home_device',
-           'visiting', 'original_decompositions', 'CompressionPlan', 'plan_compression', 'compressed_layers',
-           'compress', 'digest', 'checkpoint_fingerprint', 'block_file', 'atomic_write', 'open_checkpoint',
-           'save_block', 'load_block']
+__all__ = ['log', 'METHODS', 'SOLVERS', 'uniform_ranks', 'check_ranks', 'statistics_needed', 'refine_settings', 'decomposition',
+           'CompressionReport', 'GroupInputs', 'group_inputs', 'outside_blocks', 'home_device', 'visiting',
+           'original_decompositions', 'CompressionPlan', 'plan_compression', 'compressed_layers', 'compress']
 
 # %% ../nbs/05_compress.ipynb #ee789d65
 def uniform_ranks(model:nn.Module, ratio:float)->dict[str, int]:
@@ -251,6 +248,12 @@ class CompressionPlan:
         "The statistics the decompositions need (None: no forward pass for them)."
         return None if self.decompositions is not None else statistics_needed(self.method, self.solver)
 
+    @property
+    def settings(self)->dict:
+        "The settings that decide the new layers, as plain data (what a checkpoint folder's `plan.json` records)."
+        return {'method': self.method, 'ranks': self.keep, 'alpha': self.alpha, 'sequential': self.sequential, 'refit': self.refit,
+                'solver': self.solver, 'distill': None if self.distill is None else asdict(self.distill)}
+
     def record(self, model:nn.Module, ranks:dict[str, int]|None=None):
         "Write the settings and the ranks of the layers done (default: all of `keep`) into `model.config.lrnb`."
         earlier = (getattr(model.config, 'lrnb', None) or {}).get('ranks', {})  # a model compressed before keeps those layers
@@ -313,7 +316,10 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
     by_block = {}
     for name in keep: by_block.setdefault(int(name[len(prefix) + 1:].split('.')[0]), []).append(name)
     folder = plan.checkpoint
-    done = set() if folder is None else open_checkpoint(folder, checkpoint_fingerprint(model, windows, plan, batch_size, attention_mask, device)) & set(by_block)
+    if folder is not None:
+        used = None if plan.decompositions is None else {n: plan.decompositions[n] for n in keep}
+        fingerprint = checkpoint_fingerprint(model, windows, plan.settings, batch_size, attention_mask, device, used)
+    done = set() if folder is None else open_checkpoint(folder, fingerprint) & set(by_block)
     def loaded(i):
         layers, records = load_block(folder, i, {n: linears[n] for n in by_block[i]})
         distilled.update(records)
@@ -442,96 +448,3 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
     log.info("compressed %d linears with %s: %d -> %d parameters in %.1fs", len(plan.keep), method,
              report.params_before, report.params_after, report.seconds)
     return report
-
-# %% ../nbs/05_compress.ipynb #694d8426
-def digest(*tensors:Tensor|None)->str:
-    "sha256 of the tensors' shapes, dtypes and bytes."
-    h = hashlib.sha256()
-    for t in tensors:
-        if t is None: h.update(b'None'); continue
-        h.update(f"{tuple(t.shape)} {t.dtype};".encode())
-        h.update(t.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-def checkpoint_fingerprint(model:nn.Module,          # the causal LM being compressed
-                           windows:Tensor|None,       # calibration token ids
-                           plan:CompressionPlan,      # its settings
-                           batch_size:int=8, attention_mask:Tensor|None=None, device=None,
-                          )->dict:
-    "What the layers of a checkpoint depend on: `plan`'s settings, and digests of the model and the calibration windows."
-    sample = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        flat = t.reshape(-1)
-        sample.update(f"{name}:{digest(flat[:64], flat[-64:])}:{tuple(t.shape)};".encode())
-    decomps = None if plan.decompositions is None else digest(
-        *[t for n in sorted(plan.keep) for t in (plan.decompositions[n].left, plan.decompositions[n].right, plan.decompositions[n].sigma)])
-    return {'method': plan.method, 'ranks': plan.keep, 'alpha': plan.alpha, 'sequential': plan.sequential, 'refit': plan.refit,
-            'solver': plan.solver, 'distill': None if plan.distill is None else asdict(plan.distill), 'batch_size': batch_size,
-            'device': default_device(device).type, 'windows': None if windows is None else digest(windows),
-            'attention_mask': None if attention_mask is None else digest(attention_mask), 'decompositions': decomps,
-            'config': hashlib.sha256(model.config.to_json_string(use_diff=False).encode()).hexdigest(), 'weights': sample.hexdigest()}
-
-# %% ../nbs/05_compress.ipynb #4a1dc998
-PLAN_FILE = 'plan.json'
-
-def block_file(folder:Path, i:int)->Path: return Path(folder) / f"block-{i:03d}.safetensors"
-
-def atomic_write(path:Path, write):
-    "Call `write(tmp)` on a temporary file beside `path`, then rename it to `path` (a reader sees all of it or nothing)."
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-def open_checkpoint(folder:str|Path,  # checkpoint folder, new or from an earlier run
-                    fingerprint:dict, # from `checkpoint_fingerprint`
-                   )->set[int]:
-    "Start `folder` for the compression `fingerprint` describes, or reopen it if it was written for the same one; the blocks it holds."
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    mine, plan_file = json.loads(json.dumps(fingerprint)), folder / PLAN_FILE
-    held = {int(p.name[6:9]) for p in folder.glob('block-[0-9][0-9][0-9].safetensors')}
-    if not plan_file.exists():
-        if held: raise ValueError(f"checkpoint folder {str(folder)!r} holds block files but no {PLAN_FILE}: delete it or give another folder")
-        atomic_write(plan_file, lambda tmp: Path(tmp).write_text(json.dumps(mine, indent=1)))
-        return held
-    try: theirs = json.loads(plan_file.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"checkpoint folder {str(folder)!r}: {PLAN_FILE} is unreadable ({e})") from None
-    differ = [k for k in dict.fromkeys([*mine, *theirs]) if mine.get(k) != theirs.get(k)]
-    if differ:
-        said = lambda v: isinstance(v, (bool, int, float, type(None))) or (isinstance(v, str) and len(v) < 40)
-        what = [f"{k} ({theirs.get(k)!r} there, {mine.get(k)!r} here)" if said(mine.get(k)) and said(theirs.get(k)) else f"{k} differ" for k in differ]
-        raise ValueError(f"checkpoint folder {str(folder)!r} holds layers of another compression: {', '.join(what)}; "
-                         "delete it or give another folder")
-    return held
-
-def save_block(folder:str|Path, i:int,
-               layers:dict[str, LowRankLinear],          # the block's new layers, by full name
-               distilled:dict[str, LayerDistillation],   # distillation records (those of `layers` are kept)
-              ):
-    "Write block `i`'s new layers (factors and bias) and their distillation records to `folder`, atomically."
-    tensors = {f"{n}.{k}": v.detach().cpu().contiguous() for n, layer in layers.items() for k, v in layer.state_dict().items()}
-    meta = {'ranks': json.dumps({n: layer.rank for n, layer in layers.items()}),
-            'distillation': json.dumps({n: asdict(distilled[n]) for n in layers if n in distilled})}
-    atomic_write(block_file(folder, i), lambda tmp: save_file(tensors, tmp, meta))
-
-def load_block(folder:str|Path, i:int,
-               linears:dict[str, nn.Module],  # the dense layers the block's new layers replace, by full name
-              )->tuple[dict[str, LowRankLinear], dict[str, LayerDistillation]]:
-    "Block `i`'s layers from `folder`, on the device and in the dtype of the dense layers they replace, and their distillation records."
-    path = block_file(folder, i)
-    try:
-        with safe_open(path, 'pt') as f: meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
-        ranks, records = json.loads(meta['ranks']), json.loads(meta['distillation'])
-    except Exception as e: raise ValueError(f"checkpoint file {path} is unreadable ({e}): delete it to compute block {i} again") from None
-    if set(ranks) != set(linears):
-        raise ValueError(f"checkpoint file {path} holds layers {sorted(ranks)}, but block {i} compresses {sorted(linears)}")
-    layers = {}
-    for n in linears:
-        W = dense_weight(linears[n])
-        layers[n] = LowRankLinear.from_factors(tensors[f"{n}.A"], tensors[f"{n}.B"], tensors.get(f"{n}.bias"), dtype=W.dtype).to(W.device)
-    return layers, {n: LayerDistillation(**r) for n, r in records.items()}

@@ -4,21 +4,16 @@
 
 # %% ../nbs/04_decompose.ipynb #bc1b639f
 from __future__ import annotations
-import json, logging, time
+import logging
 from dataclasses import dataclass
-from pathlib import Path
-from fastcore.script import call_parse
 import torch
 from torch import Tensor
-from .models import default_device
-from .evaluate import markdown_table
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'Decomposition', 'weighted_decomposition', 'svd_decomposition', 'asvd_decomposition', 'whitening',
-           'whitened_decomposition', 'projection_decomposition', 'als_decomposition', 'refit_weight', 'solver_timing',
-           'solver_table', 'lrnb_solver_bench']
+           'whitened_decomposition', 'projection_decomposition', 'als_decomposition', 'refit_weight']
 
 # %% ../nbs/04_decompose.ipynb #670eaf67
 @dataclass
@@ -155,62 +150,3 @@ def refit_weight(W:Tensor,     # m×n weight of the original layer
         if T.shape != (n, n): raise ValueError(f"{label} must be {n}x{n} for a {m}x{n} weight; got {tuple(T.shape)}")
     _, S_inv = S if S is not None else whitening(C)
     return W.double() @ cross.double() @ S_inv.T @ S_inv
-
-# %% ../nbs/04_decompose.ipynb #6d2f3123
-def solver_timing(m:int, n:int,       # weight shape
-                  rank:int,           # components ALS solves for
-                  sweeps:int=20,      # ALS sweeps
-                  device:str|None=None, # default: cuda if available
-                  seed:int=0,
-                 )->dict:
-    "Seconds of the whitened SVD and of ALS on one m×n problem, and ALS's relative activation-error excess over the SVD."
-    if not isinstance(rank, int) or not 1 <= rank <= min(m, n): raise ValueError(f"rank must be an integer in [1, {min(m, n)}] for a {m}x{n} weight; got {rank!r}")
-    device = default_device(device)
-    g = torch.Generator().manual_seed(seed)
-    W = torch.randn(m, n, generator=g, dtype=torch.float64).to(device)
-    Q = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))[0]
-    C = ((Q * torch.logspace(0, -4, n, dtype=torch.float64)) @ Q.T).to(device)
-    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
-    def timed(f):
-        sync(); start = time.perf_counter(); result = f(); sync()
-        return result, time.perf_counter() - start
-    timed(lambda: als_decomposition(W[:8, :8], C[:8, :8], 1, sweeps=1))   # warm-up (kernel loading on a GPU)
-    full, svd_s = timed(lambda: whitened_decomposition(W, C))
-    als, als_s = timed(lambda: als_decomposition(W, C, rank, sweeps=sweeps))
-    E = W - als.weight(rank)
-    excess = (torch.trace(E @ C @ E.T) / full.truncation_error(rank) - 1).item()
-    return dict(m=m, n=n, rank=rank, sweeps=sweeps, device=str(device), svd_s=svd_s, als_s=als_s, als_excess=excess)
-
-# %% ../nbs/04_decompose.ipynb #66ed5452
-def _shape(spec:str)->tuple[int, int]:
-    try: m, n = (int(v) for v in spec.lower().split('x'))
-    except ValueError: raise ValueError(f"shapes must be written MxN, e.g. 4096x4096; got {spec!r}") from None
-    if m < 1 or n < 1: raise ValueError(f"shapes must have positive sides; got {spec!r}")
-    return m, n
-
-def solver_table(rows:list[dict])->str:
-    "Markdown table of `solver_timing` rows."
-    return markdown_table(['shape', 'rank', 'device', 'whitened SVD s', 'ALS s', 'speed-up', 'ALS error excess'],
-                          [[f"{r['m']}×{r['n']}", r['rank'], r['device'], f"{r['svd_s']:.3g}", f"{r['als_s']:.3g}",
-                            f"{r['svd_s'] / r['als_s']:.2g}×", f"{r['als_excess']:.1e}"] for r in rows])
-
-@call_parse
-def lrnb_solver_bench(out:str='bench_out/solvers',   # folder for results.md and results.json
-                      shapes:str='576x1536 1536x576 2048x2048 4096x4096', # weight shapes MxN
-                      ranks:str='32 128 512',        # ALS ranks (those above min(m, n) skipped)
-                      sweeps:int=20,                 # ALS sweeps
-                      device:str=None,               # default: cuda if available
-                     ):
-    "Time the whitened SVD against ALS for each shape and rank; writes out/results.md and out/results.json."
-    try: rank_list = [int(k) for k in ranks.split()]
-    except ValueError: raise ValueError(f"ranks must be whole numbers separated by spaces; got {ranks!r}") from None
-    grid = [(*_shape(s), k) for s in shapes.split() for k in rank_list]
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for m, n, k in grid:
-        if k > min(m, n): continue
-        rows.append(solver_timing(m, n, k, sweeps=sweeps, device=device))
-        print(solver_table(rows[-1:]).splitlines()[-1], flush=True)
-        (out / 'results.json').write_text(json.dumps(rows, indent=1))
-        (out / 'results.md').write_text(solver_table(rows) + '\n')
-    print(solver_table(rows))

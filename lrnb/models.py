@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'DEFAULT_MODEL', 'LRNB_AUTO_MAP', 'TINY_ARCHS', 'default_device', 'cache_dir', 'smollm2_gguf', 'smollm2_folder',
-           'atomic_folder', 'portable_config', 'check_modeling_file', 'check_weight_files', 'load_model',
-           'byte_tokenizer', 'tiny_config', 'tiny_model']
+           'atomic_folder', 'atomic_write', 'portable_config', 'check_modeling_file', 'check_weight_files',
+           'load_model', 'byte_tokenizer', 'tiny_config', 'tiny_model']
 
 # %% ../nbs/01_models.ipynb #4a8e1fa5
 def default_device(device:str|torch.device|None=None)->torch.device:
@@ -87,6 +87,21 @@ class atomic_folder:
         os.replace(self.tmp, self.folder)
         if old is not None: shutil.rmtree(old, ignore_errors=True)
         return False
+
+# %% ../nbs/01_models.ipynb #b83d4f21
+def atomic_write(path:str|Path, # the file to write
+                 write,         # called with the path of a temporary file beside `path`, to fill it
+                ):
+    "Call `write(tmp)` on a temporary file beside `path`, then rename it to `path` (a reader sees all of it or nothing)."
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 # %% ../nbs/01_models.ipynb #d4ee9195
 LRNB_AUTO_MAP = {'AutoConfig': f'{MODELING_FILE[:-3]}.LrnbConfig',

@@ -4,28 +4,24 @@
 
 # %% ../nbs/10_pareto.ipynb #29e59c9f
 from __future__ import annotations
-import copy, json, logging, math, time
+import logging, math, time
 from dataclasses import dataclass, field
-from pathlib import Path
-from fastcore.script import call_parse
 import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .lowrank import (breakeven_rank, check_ratio, compressible_linears, dense_weight, factorised_params,
-                          parameter_count, uniform_rank)
+                          uniform_rank)
 from .models import default_device
 from .stats import all_reduce_sum, check_windows, local_windows
 from .decompose import Decomposition
-from .compress import SOLVERS, compress, original_decompositions, statistics_needed
-from .evaluate import layer_output_errors, markdown_table, perplexity_cell
-from .bench import bench_windows, held_perplexities, write_results
+from .compress import original_decompositions, statistics_needed
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'WEIGHTINGS', 'RULES', 'layer_sensitivity', 'Profile', 'profile', 'check_tolerance', 'tolerance_ranks',
            'allocation_params', 'synthetic_profile', 'budget', 'check_reachable', 'pareto_tolerance', 'pareto_ranks',
-           'allocation_errors', 'hull_segments', 'greedy_ranks', 'rank_allocation', 'rank_table', 'lrnb_rank_bench']
+           'allocation_errors', 'hull_segments', 'greedy_ranks', 'rank_allocation']
 
 # %% ../nbs/10_pareto.ipynb #d6ce7444
 def layer_sensitivity(model:nn.Module,          # a causal LM
@@ -260,58 +256,3 @@ def rank_allocation(profile:Profile, rule:str='pareto', ratio:float|None=None, t
     if ratio is None: raise ValueError(f"rule={rule!r} needs a ratio")
     if rule == 'greedy': return greedy_ranks(profile, ratio, weighting, min_rank)
     return {name: uniform_rank(m, n, ratio) for name, (m, n) in profile.shapes.items()}
-
-# %% ../nbs/10_pareto.ipynb #b1248dc5
-def _bench_rule(spec:str)->tuple[str, str]:
-    rule, _, weighting = spec.partition(':')
-    if rule not in RULES: raise ValueError(f"rules must be among {RULES}, optionally with ':weighting'; got {spec!r}")
-    if weighting and weighting not in WEIGHTINGS: raise ValueError(f"weighting in {spec!r} must be one of {WEIGHTINGS}")
-    return rule, weighting or 'sensitivity'
-
-def rank_table(rows:list[dict])->str:
-    "Markdown table of `lrnb_rank_bench` rows, perplexity relative to the original in brackets."
-    base = rows[0]
-    return markdown_table(['rule', 'weighting', 'refit', 'ratio', 'parameters', 'weighted error sum', 'perplexity in-domain', 'perplexity out of domain', 'compress s'],
-                          [[r['rule'], r['weighting'], r.get('solver', 'svd') if r['refit'] else 'no', f"{r['ratio']:.0%}", f"{r['parameters']:,}", f"{r['error_sum']:.3g}",
-                            *(perplexity_cell(r[k], None if r is base else base[k]) for k in ('ppl_in', 'ppl_out')), f"{r['compress_s']:.0f}"] for r in rows])
-
-@call_parse
-def lrnb_rank_bench(out:str='bench_out/ranks',     # folder for the texts and results.md / results.json
-                    rules:str='uniform pareto:relative pareto greedy', # rules, each 'rule' or 'rule:weighting'
-                    ratios:str='0.2 0.3 0.4 0.5',   # ratios for the rules on the profile's factors
-                    refit_ratios:str='0.2 0.4',     # ratios of the sequential-refit rows ('' for none)
-                    refit_rules:str='uniform pareto greedy', # rules of the sequential-refit rows
-                    refit_solver:str='als',         # factor solver of the refit rows: 'als' or 'svd'
-                    n_windows:int=64,               # calibration windows
-                    eval_windows:int=40,            # evaluation windows (each domain)
-                    seq_len:int=512,                # tokens per window
-                    sensitivity_windows:int=16,     # windows of the sensitivity pass
-                    layer_windows:int=0,            # in-domain evaluation windows for each row's per-layer output errors (0: none)
-                    device:str=None,                # default: cuda if available
-                   ):
-    "Perplexity in and out of domain of SmolLM2 compressed with each rank rule at each ratio; writes out/results.md and .json."
-    specs, refit_specs = [_bench_rule(s) for s in rules.split()], [_bench_rule(s) for s in refit_rules.split()]
-    ratio_list, refit_list = [float(r) for r in ratios.split()], [float(r) for r in refit_ratios.split()]
-    for r in ratio_list + refit_list: check_ratio(r)
-    if refit_solver not in SOLVERS: raise ValueError(f"refit_solver must be one of {SOLVERS}; got {refit_solver!r}")
-    if not isinstance(layer_windows, int) or not 0 <= layer_windows <= eval_windows: raise ValueError(f"layer_windows must be an integer in [0, eval_windows={eval_windows}]; got {layer_windows!r}")
-    out, device = Path(out), default_device(device)
-    model, calib, held = bench_windows(out / 'text', n_windows, eval_windows, seq_len, device)
-    ppl = lambda m: held_perplexities(m, held, device)
-    rows = [dict(rule='original', weighting='-', refit=False, ratio=0.0, parameters=parameter_count(model), error_sum=0.0, compress_s=0.0, **ppl(model))]
-    prof = profile(model, calib, sensitivity_windows=sensitivity_windows, device=device)
-    log.info("profile: %s", prof.seconds)
-    for refit, ratios_here, specs_here in ((False, ratio_list, specs), (True, refit_list, refit_specs)):
-        for ratio in ratios_here:
-            for rule, weighting in specs_here:
-                ranks, solver = rank_allocation(prof, rule, ratio, weighting=weighting), refit_solver if refit else 'svd'
-                m = copy.deepcopy(model)
-                rep = compress(m, calib, ranks=ranks, refit=refit, solver=solver,
-                               decompositions=None if refit else prof.decompositions, device=device, progress=False)
-                rows.append(dict(rule=rule, weighting=weighting if rule != 'uniform' else '-', refit=refit, solver=solver, ratio=ratio, parameters=rep.params_after,
-                                 error_sum=allocation_errors(prof, ranks, 'sensitivity').sum().item(),
-                                 compress_s=rep.seconds + (0 if refit else sum(prof.seconds.values())), **ppl(m)))
-                if layer_windows: rows[-1].update(ranks=ranks, layer_errors=layer_output_errors(model, m, held['ppl_in'][:layer_windows], device=device, progress=False))
-                del m
-                write_results(rows, out, rank_table)
-    print(rank_table(rows))

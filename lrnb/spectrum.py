@@ -4,10 +4,8 @@
 
 # %% ../nbs/11_spectrum.ipynb #f4a19bb5
 from __future__ import annotations
-import copy, json, logging, math, time
+import copy, logging, math, time
 from dataclasses import dataclass, field
-from pathlib import Path
-from fastcore.script import call_parse
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
@@ -18,17 +16,13 @@ from .models import default_device
 from .stats import all_reduce_sum, check_windows, local_windows, world
 from .decompose import Decomposition
 from .distill import LayerDistillation   # a field SpectrumReport inherits from CompressionReport is typed with it
-from .compress import CompressionReport, check_ranks, compress, original_decompositions, uniform_ranks
-from .pareto import RULES, profile, rank_allocation
-from .evaluate import markdown_table, peak_memory_mb, perplexity_cell
-from .bench import bench_windows, held_perplexities, write_results
+from .compress import CompressionReport, check_ranks, original_decompositions
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'STAGES', 'ScoredLinear', 'initial_scores', 'soft_params', 'kept_params', 'pruned_components', 'folded_layer',
-           'SpectrumReport', 'teacher_log_probs', 'check_training', 'learn_spectrum', 'spectrum_table',
-           'lrnb_spectrum_bench']
+           'SpectrumReport', 'teacher_log_probs', 'check_training', 'learn_spectrum']
 
 # %% ../nbs/11_spectrum.ipynb #ce7a2955
 class ScoredLinear(nn.Module):
@@ -253,57 +247,3 @@ def learn_spectrum(model:nn.Module,            # a causal LM, modified in place 
                             components_mib=components_mib, stopped=stopped)
     log.info("learn_spectrum: %d -> %d parameters in %.1fs", report.params_before, report.params_after, report.seconds)
     return report
-
-# %% ../nbs/11_spectrum.ipynb #3c554d66
-def spectrum_table(rows:list[dict])->str:
-    "Markdown table of `lrnb_spectrum_bench` rows, perplexities with their ratio to the first (original) row's."
-    base = rows[0]
-    return markdown_table(['start', 'method', 'ratio', 'parameters', 'perplexity in-domain', 'perplexity out of domain', 'compress s', 'training memory MiB', 'process peak MiB'],
-                          [[r['start'], r['method'], f"{r['ratio']:.0%}", f"{r['parameters']:,}",
-                            *(perplexity_cell(r[k], None if r is base else base[k]) for k in ('ppl_in', 'ppl_out')),
-                            f"{r['compress_s']:.0f}", f"{r['training_mib']:,.0f}" if r['training_mib'] else '-',
-                            f"{r['peak_mib']:,.0f}" if r.get('peak_mib') else '-'] for r in rows])
-
-@call_parse
-def lrnb_spectrum_bench(out:str='bench_out/spectrum',   # folder for the texts and results.md / results.json
-                        ratios:str='0.2 0.4',            # ratios to compress to
-                        starts:str='uniform pareto',     # starting allocations: 'uniform', 'pareto', 'greedy'
-                        n_windows:int=64,                # calibration windows (statistics)
-                        train_windows:int=16,            # of which the training uses the first
-                        seq_len:int=512,                 # tokens per window
-                        eval_windows:int=40,             # evaluation windows (each domain)
-                        steps:int=30,                    # optimiser steps per stage
-                        lr:float=0.05,                   # learning rate of the scores
-                        batch_size:int=2,                # windows per training step
-                        sensitivity_windows:int=16,      # windows of the Pareto profile's sensitivity pass
-                        device:str=None,                 # default: cuda if available
-                       ):
-    "Perplexity in and out of domain of SmolLM2: whitened SVD and spectrum learning from each starting allocation; writes out/results.md and .json."
-    ratio_list, start_list = [float(r) for r in ratios.split()], starts.split()
-    if not ratio_list: raise ValueError("ratios must name at least one ratio; got ''")
-    for r in ratio_list: check_ratio(r)
-    for s in start_list:
-        if s not in RULES: raise ValueError(f"starts must be among {RULES}; got {s!r}")
-    check_training(steps, lr, batch_size)
-    out, device = Path(out), default_device(device)
-    model, calib, held = bench_windows(out / 'text', n_windows, eval_windows, seq_len, device)
-    ppl = lambda m: held_perplexities(m, held, device)
-    rows = [dict(start='original', method='-', ratio=0.0, parameters=parameter_count(model), compress_s=0.0, training_mib=0.0, **ppl(model))]
-    prof = profile(model, calib, sensitivity_windows=sensitivity_windows if set(start_list) - {'uniform'} else 0, device=device)
-    profile_s = sum(prof.seconds.values())   # shared by every row: statistics and decompositions are computed once
-    def record(row):
-        rows.append(dict(row, peak_mib=peak_memory_mb(device)))   # the process's peak so far (it only grows)
-        write_results(rows, out, spectrum_table)
-    for ratio in ratio_list:
-        for start in start_list:
-            ranks = uniform_ranks(model, ratio) if start == 'uniform' else rank_allocation(prof, start, ratio)
-            m = copy.deepcopy(model)
-            rep = compress(m, calib, ranks=ranks, decompositions=prof.decompositions, device=device, progress=False)
-            record(dict(start=start, method='whitened', ratio=ratio, parameters=rep.params_after, compress_s=rep.seconds + profile_s, training_mib=0.0, **ppl(m)))
-            m = copy.deepcopy(model)
-            rep = learn_spectrum(m, calib, ratio, ranks=ranks, steps=steps, lr=lr, train_windows=min(train_windows, len(calib)),
-                                 batch_size=batch_size, decompositions=prof.decompositions, device=device)
-            record(dict(start=start, method='spectrum', ratio=ratio, parameters=rep.params_after, compress_s=rep.seconds + profile_s,
-                        training_mib=rep.teacher_mib + rep.components_mib, stopped=rep.stopped, **ppl(m)))
-            del m
-    print(spectrum_table(rows))

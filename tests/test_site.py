@@ -133,8 +133,8 @@ def test_nbdev_docs_processing_runs(tmp_path):
 # included), and the pages must show what that run produced.
 
 def page_of(notebook: Path) -> str:
-    "The page nbdev makes of a notebook: `15_stepper.ipynb` -> `stepper.html`."
-    return re.sub(r'^\d+_', '', notebook.stem) + '.html'
+    "The page nbdev makes of a notebook: `15_stepper.ipynb` -> `stepper.html`, `05a_checkpoint.ipynb` -> `checkpoint.html`."
+    return re.sub(r'^\d+[a-zA-Z0-9]*_', '', notebook.stem.lower()) + '.html'   # nbdev's rule (doclinks._nbpath2html)
 
 
 def site_builder():
