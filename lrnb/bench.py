@@ -17,15 +17,17 @@ from .lowrank import compressible_linears, decoder_layers
 from .models import default_device
 from .stats import ActivationStats, block_inputs, block_statistics
 from .compress import compress
+from .recipe import Recipe
 from .cli import user_errors
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM
 
 # %% auto #0
-__all__ = ['BENCH_METHODS', 'rst_prose', 'fortune_paragraphs', 'prepare_texts', 'bench_windows', 'held_perplexities',
-           'write_results', 'check_bench_settings', 'run_measured', 'eval_row', 'benchmark_rows', 'bench_table',
-           'bench_plots', 'lrnb_bench', 'naive_statistics', 'model_statistics', 'statistics_cost', 'stats_table',
-           'lrnb_stats_bench', 'random_llama', 'scale_cost', 'scale_table', 'lrnb_scale_bench']
+__all__ = ['BENCH_RECIPES', 'RECIPE_FILES', 'rst_prose', 'fortune_paragraphs', 'prepare_texts', 'bench_windows',
+           'held_perplexities', 'write_results', 'bench_recipe', 'method_name', 'check_bench_settings', 'run_measured',
+           'eval_row', 'benchmark_rows', 'bench_table', 'bench_plots', 'lrnb_bench', 'naive_statistics',
+           'model_statistics', 'statistics_cost', 'stats_table', 'lrnb_stats_bench', 'random_llama', 'scale_cost',
+           'scale_table', 'lrnb_scale_bench']
 
 # %% ../nbs/09_results.ipynb #717512ce
 def rst_prose(text:str)->list[str]:
@@ -97,23 +99,44 @@ def write_results(rows:list[dict], out:Path, table)->None:
     print(table(rows[:1] + rows[-1:]).splitlines()[-1], flush=True)
 
 # %% ../nbs/09_results.ipynb #423b0939
-BENCH_METHODS = {   # name -> lrnb_compress flags
-    'svd':          ['--method', 'svd'],                         # plain truncated SVD (baseline)
-    'asvd':         ['--method', 'asvd'],                        # activation-scaled SVD (ASVD, baseline)
-    'whitened':     ['--method', 'whitened'],                    # truncation-aware whitened SVD (SVD-LLM), uniform ranks
-    'pareto':       ['--ranks', 'pareto'],                       # one tolerance across layers (PGSVD), sensitivity-weighted
-    'spectrum':     ['--method', 'spectrum'],                    # learned singular-value scores (SoCo) from uniform ranks, 16 training windows
-    'distill':      ['--refine', 'distill', '--distill_matrices', 'o_proj down_proj'],  # local feature distillation (Lillama)
-    'greedy+refit': ['--ranks', 'greedy', '--refit'],            # lrnb's best: greedy allocation, closed-form refit
+BENCH_RECIPES = {   # name -> the recipe it runs; each row sets the ranks stage's ratio
+    'svd':          [{'ranks': {}}, {'factors': {'method': 'svd'}}],   # plain truncated SVD (baseline)
+    'asvd':         [{'ranks': {}}, {'factors': {'method': 'asvd'}}],  # activation-scaled SVD (ASVD, baseline)
+    'whitened':     [{'ranks': {}}, {'factors': {}}],                  # truncation-aware whitened SVD (SVD-LLM), uniform ranks
+    'pareto':       [{'ranks': {'rule': 'pareto'}}, {'factors': {}}],  # one tolerance across layers (PGSVD), sensitivity-weighted
+    'greedy':       [{'ranks': {'rule': 'greedy'}}, {'factors': {}}],  # greedy allocation, sensitivity-weighted
+    'spectrum':     [{'ranks': {}}, {'spectrum': {}}],                 # learned singular-value scores (SoCo) from uniform ranks
+    'distill':      [{'ranks': {}}, {'factors': {}}, {'distill': {'matrices': ['o_proj', 'down_proj']}}],  # local distillation (Lillama)
+    'greedy+refit': [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}}],  # greedy allocation, closed-form refit
+    'greedy+refit+spectrum': [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}}, {'spectrum': {}}],
+    'greedy+refit+distill':  [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}},
+                              {'distill': {'matrices': ['o_proj', 'down_proj']}}],
 }
+RECIPE_FILES = ('.yaml', '.yml', '.json')
+
+def bench_recipe(method:str,   # a name of BENCH_RECIPES, or a YAML/JSON recipe file
+                 ratio:float,  # the row's ratio
+                )->Recipe:
+    "The recipe a benchmark row runs: the method's, with its ranks stage removing `ratio`."
+    if method.endswith(RECIPE_FILES): data = Recipe.from_file(method).data()
+    elif method in BENCH_RECIPES: data = BENCH_RECIPES[method]
+    else: raise ValueError(f"method must be one of {tuple(BENCH_RECIPES)} or a recipe file ({', '.join(RECIPE_FILES)}); got {method!r}")
+    first, *rest = data
+    ranks = first['ranks'] or {}
+    if ranks.get('tolerance') is not None:
+        raise ValueError(f"method {method!r}: a benchmark row sets the ratio, so its ranks stage cannot give a tolerance")
+    return Recipe([{'ranks': {**ranks, 'ratio': ratio}}, *rest])
+
+def method_name(method:str)->str:
+    "A row's name for a method: the name itself, or a recipe file's stem."
+    return Path(method).stem if method.endswith(RECIPE_FILES) else method
 
 def check_bench_settings(methods:list[str], ratios:list[float])->None:
-    "Raise a ValueError naming the first unknown method or bad ratio, before any long work."
-    if not methods: raise ValueError(f"methods must name at least one of {tuple(BENCH_METHODS)}; got none")
-    for m in methods:
-        if m not in BENCH_METHODS: raise ValueError(f"method must be one of {tuple(BENCH_METHODS)}; got {m!r}")
+    "Raise a ValueError naming the first unknown method, unreadable recipe or bad ratio, before any long work."
+    if not methods: raise ValueError(f"methods must name at least one of {tuple(BENCH_RECIPES)} or a recipe file; got none")
     if not ratios: raise ValueError("ratios must hold at least one ratio in (0, 1); got none")
     for r in ratios: check_ratio(r)
+    for m in methods: bench_recipe(m, ratios[0])
 
 # %% ../nbs/09_results.ipynb #1cbf4186
 def run_measured(cmd:list[str])->dict:
@@ -143,12 +166,16 @@ def benchmark_rows(model:str, text:str, ood_text:str, out_dir:str|Path, methods:
     if on_row: on_row(rows)
     for ratio in ratios:
         for method in methods:
-            if any(r['method'] == method and r['ratio'] == ratio for r in rows): continue   # measured before
-            folder = Path(out_dir) / f"{method}-{round(ratio * 100)}"
-            c = run_measured(['lrnb_compress', '--model', model, '--ratio', str(ratio), '--text', text, '--out', str(folder),
+            name, recipe = method_name(method), bench_recipe(method, ratio)
+            if any(r['method'] == name and r['ratio'] == ratio for r in rows): continue   # measured before
+            folder = Path(out_dir) / f"{name}-{round(ratio * 100)}"
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            recipe_file = folder.with_name(folder.name + '.yaml')
+            recipe_file.write_text(recipe.yaml())
+            c = run_measured(['lrnb_compress', '--model', model, '--recipe', str(recipe_file), '--text', text, '--out', str(folder),
                               '--n_windows', str(settings['n_windows']), '--seq_len', str(settings['seq_len']), '--eval_windows', '0']
-                             + BENCH_METHODS[method] + (['--device', settings['device']] if settings['device'] else []))
-            row = dict(method=method, ratio=ratio, settings=settings, compress_s=c['compress_seconds'], statistics_s=c['statistics_seconds'],
+                             + (['--device', settings['device']] if settings['device'] else []))
+            row = dict(method=name, ratio=ratio, recipe=recipe.data(), settings=settings, compress_s=c['compress_seconds'], statistics_s=c['statistics_seconds'],
                        peak_rss_mb=c['peak_rss_mb'], peak_gpu_mb=c['peak_memory_mb'] if c['device'].startswith('cuda') else None,
                        **eval_row(str(folder), text, ood_text, settings, baseline=model))
             rows.append(row)
@@ -196,7 +223,7 @@ def bench_plots(rows:list[dict])->tuple:
 @call_parse
 def lrnb_bench(out:str='bench_out',        # folder for the text files, compressed models and results
                model:str='smollm2',          # 'smollm2', a Hub name or a local folder
-               methods:str=' '.join(BENCH_METHODS), # methods to run (names of BENCH_METHODS)
+               methods:str=' '.join(BENCH_RECIPES), # methods to run: names of BENCH_RECIPES, or recipe files
                ratios:str='0.2 0.4',         # ratios to run
                text:str=None,                # in-domain text file (default: Debian's Python docs, prepared into out/text)
                ood_text:str=None,            # out-of-domain text file (default: Debian's fortunes)
