@@ -8,6 +8,7 @@ import hashlib, json
 from dataclasses import asdict
 from pathlib import Path
 import torch
+import torch.distributed as dist
 from torch import nn, Tensor
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -15,9 +16,11 @@ from .lowrank import LowRankLinear, dense_weight
 from .models import atomic_write, default_device
 from .decompose import Decomposition
 from .distill import LayerDistillation
+from .stats import world
 
 # %% auto #0
-__all__ = ['PLAN_FILE', 'digest', 'checkpoint_fingerprint', 'block_file', 'open_checkpoint', 'save_block', 'load_block']
+__all__ = ['PLAN_FILE', 'DECOMPOSITION_PARTS', 'digest', 'checkpoint_fingerprint', 'block_file', 'held_blocks', 'open_checkpoint',
+           'save_block', 'load_block']
 
 # %% ../nbs/05a_checkpoint.ipynb #694d8426
 def digest(*tensors:Tensor|None)->str:
@@ -52,11 +55,8 @@ PLAN_FILE = 'plan.json'
 
 def block_file(folder:Path, i:int)->Path: return Path(folder) / f"block-{i:03d}.safetensors"
 
-def open_checkpoint(folder:str|Path,  # checkpoint folder, new or from an earlier run
-                    fingerprint:dict, # from `checkpoint_fingerprint`
-                   )->set[int]:
+def held_blocks(folder:Path, fingerprint:dict)->set[int]:
     "Start `folder` for the compression `fingerprint` describes, or reopen it if it was written for the same one; the blocks it holds."
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     mine, plan_file = json.loads(json.dumps(fingerprint)), folder / PLAN_FILE
     held = {int(p.name[6:9]) for p in folder.glob('block-[0-9][0-9][0-9].safetensors')}
@@ -74,20 +74,39 @@ def open_checkpoint(folder:str|Path,  # checkpoint folder, new or from an earlie
                          "delete it or give another folder")
     return held
 
+def open_checkpoint(folder:str|Path,  # checkpoint folder, new or from an earlier run
+                    fingerprint:dict, # from `checkpoint_fingerprint`
+                   )->set[int]:
+    "`held_blocks` of `folder`; under torch.distributed the first process opens it and every process gets its answer (or its error)."
+    rank, size = world()
+    if size == 1: return held_blocks(Path(folder), fingerprint)
+    answer = [None]
+    if rank == 0:
+        try: answer = [held_blocks(Path(folder), fingerprint)]
+        except ValueError as e: answer = [str(e)]
+    dist.broadcast_object_list(answer, src=0)
+    if isinstance(answer[0], str): raise ValueError(answer[0])
+    return answer[0]
+
 def save_block(folder:str|Path, i:int,
                layers:dict[str, LowRankLinear],          # the block's new layers, by full name
                distilled:dict[str, LayerDistillation],   # distillation records (those of `layers` are kept)
+               decompositions:dict[str, Decomposition]|None=None, # full decompositions to keep with them (those of `layers`)
               ):
-    "Write block `i`'s new layers (factors and bias) and their distillation records to `folder`, atomically."
+    "Write block `i`'s new layers (factors and bias), their distillation records and decompositions to `folder`, atomically."
     tensors = {f"{n}.{k}": v.detach().cpu().contiguous() for n, layer in layers.items() for k, v in layer.state_dict().items()}
+    for n, d in (decompositions or {}).items():
+        if n in layers: tensors.update({f"{n}.decomposition.{k}": getattr(d, k).detach().cpu().contiguous() for k in DECOMPOSITION_PARTS})
     meta = {'ranks': json.dumps({n: layer.rank for n, layer in layers.items()}),
             'distillation': json.dumps({n: asdict(distilled[n]) for n in layers if n in distilled})}
     atomic_write(block_file(folder, i), lambda tmp: save_file(tensors, tmp, meta))
 
+DECOMPOSITION_PARTS = ('left', 'right', 'sigma')
+
 def load_block(folder:str|Path, i:int,
                linears:dict[str, nn.Module],  # the dense layers the block's new layers replace, by full name
-              )->tuple[dict[str, LowRankLinear], dict[str, LayerDistillation]]:
-    "Block `i`'s layers from `folder`, on the device and in the dtype of the dense layers they replace, and their distillation records."
+              )->tuple[dict[str, LowRankLinear], dict[str, LayerDistillation], dict[str, Decomposition]]:
+    "Block `i`'s layers from `folder`, on the device and in the dtype of the dense layers they replace; their distillation records and kept decompositions."
     path = block_file(folder, i)
     try:
         with safe_open(path, 'pt') as f: meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
@@ -95,8 +114,10 @@ def load_block(folder:str|Path, i:int,
     except Exception as e: raise ValueError(f"checkpoint file {path} is unreadable ({e}): delete it to compute block {i} again") from None
     if set(ranks) != set(linears):
         raise ValueError(f"checkpoint file {path} holds layers {sorted(ranks)}, but block {i} compresses {sorted(linears)}")
-    layers = {}
+    layers, decompositions = {}, {}
     for n in linears:
         W = dense_weight(linears[n])
         layers[n] = LowRankLinear.from_factors(tensors[f"{n}.A"], tensors[f"{n}.B"], tensors.get(f"{n}.bias"), dtype=W.dtype).to(W.device)
-    return layers, {n: LayerDistillation(**r) for n, r in records.items()}
+        if f"{n}.decomposition.sigma" in tensors:
+            decompositions[n] = Decomposition(*(tensors[f"{n}.decomposition.{k}"] for k in DECOMPOSITION_PARTS))
+    return layers, {n: LayerDistillation(**r) for n, r in records.items()}, decompositions

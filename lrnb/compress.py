@@ -242,6 +242,7 @@ class CompressionPlan:
     distill: Distill|None = None  # local distillation settings, if any
     offload: bool = False         # the model stays where it is; its blocks visit the compute device one at a time
     checkpoint: Path|None = None  # folder the finished blocks' layers are written to, and read back from on a rerun
+    keep_decompositions: bool = False  # the new layers' full decompositions are wanted (and kept in the checkpoint too)
 
     @property
     def grams(self)->str|None:
@@ -252,7 +253,8 @@ class CompressionPlan:
     def settings(self)->dict:
         "The settings that decide the new layers, as plain data (what a checkpoint folder's `plan.json` records)."
         return {'method': self.method, 'ranks': self.keep, 'alpha': self.alpha, 'sequential': self.sequential, 'refit': self.refit,
-                'solver': self.solver, 'distill': None if self.distill is None else asdict(self.distill)}
+                'solver': self.solver, 'distill': None if self.distill is None else asdict(self.distill),
+                'keep_decompositions': self.keep_decompositions}
 
     def record(self, model:nn.Module, ranks:dict[str, int]|None=None):
         "Write the settings and the ranks of the layers done (default: all of `keep`) into `model.config.lrnb`."
@@ -263,7 +265,7 @@ class CompressionPlan:
 def plan_compression(model:nn.Module, windows:Tensor|None=None, method:str='whitened', ratio:float=0.2, ranks:dict[str, int]|None=None,
                      alpha:float=0.5, sequential:bool=False, refit:bool=False, solver:str='svd',
                      decompositions:dict[str, Decomposition]|None=None, refine:str|Distill|None=None, batch_size:int=8,
-                     offload:bool=False, checkpoint:str|Path|None=None,
+                     offload:bool=False, checkpoint:str|Path|None=None, keep_decompositions:bool=False,
                     )->CompressionPlan:
     "Check `compress`'s settings (see there) against the model and the windows, before any work; the plan they make."
     statistics_needed(method, solver)   # raises on an unknown method or solver
@@ -289,7 +291,8 @@ def plan_compression(model:nn.Module, windows:Tensor|None=None, method:str='whit
         checkpoint = Path(checkpoint)
         if checkpoint.exists() and not checkpoint.is_dir():
             raise ValueError(f"checkpoint must be a folder (new, or from an interrupted run with the same settings); got {str(checkpoint)!r}, which is a file")
-    plan = CompressionPlan(method, keep, alpha, sequential, refit, solver, decompositions, distill, offload, checkpoint)
+    plan = CompressionPlan(method, keep, alpha, sequential, refit, solver, decompositions, distill, offload, checkpoint,
+                           bool(keep_decompositions))
     if plan.grams is not None or distill is not None:
         if windows is None: raise ValueError(f"windows (calibration token ids) are required for method={method!r}")
         check_windows(windows, model)
@@ -305,7 +308,7 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
                       distilled:dict|None=None, # puts each distilled layer's `LayerDistillation` here
                       resumed:list|None=None,   # appends the index of every block read back from `plan.checkpoint`
                      ):
-    "Yield (name, Decomposition, low-rank layer) for every layer of the plan, block by block (Decomposition None: read from the checkpoint)."
+    "Yield (name, Decomposition, low-rank layer) for every layer of the plan, block by block (Decomposition None: read back from a checkpoint that kept none)."
     seconds = {} if seconds is None else seconds
     for key in ('statistics', 'decompose', 'distill'): seconds.setdefault(key, 0.0)
     distilled = {} if distilled is None else distilled
@@ -320,39 +323,41 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
         used = None if plan.decompositions is None else {n: plan.decompositions[n] for n in keep}
         fingerprint = checkpoint_fingerprint(model, windows, plan.settings, batch_size, attention_mask, device, used)
     done = set() if folder is None else open_checkpoint(folder, fingerprint) & set(by_block)
-    def loaded(i):
-        layers, records = load_block(folder, i, {n: linears[n] for n in by_block[i]})
+    def loaded(i):   # block i's (decomposition, layer) by name, from the checkpoint
+        layers, records, kept = load_block(folder, i, {n: linears[n] for n in by_block[i]})
         distilled.update(records)
         resumed.append(i)
-        return layers
-    def finished(i, layers):   # every layer of block i is done: checkpoint them (under torch.distributed, the first process writes)
-        if folder is not None and world()[0] == 0: save_block(folder, i, layers, distilled)
+        return {n: (plan.decompositions[n] if plan.decompositions is not None else kept.get(n), layer) for n, layer in layers.items()}
+    def finished(i, layers, decomps):   # every layer of block i is done: checkpoint them (under torch.distributed, the first process writes)
+        store = decomps if plan.keep_decompositions and plan.decompositions is None else None   # a plan's own are not stored again
+        if folder is not None and world()[0] == 0: save_block(folder, i, layers, distilled, store)
     def factorised(name, d):
         t = time.perf_counter()
         layer = factorise(linears[name], *d.factors(keep[name]))
         seconds['decompose'] += time.perf_counter() - t
         return layer
     if set(by_block) <= done:   # everything is in the checkpoint: no forward pass at all
-        for i in sorted(by_block): yield from ((n, None, layer) for n, layer in loaded(i).items())
+        for i in sorted(by_block): yield from ((n, d, layer) for n, (d, layer) in loaded(i).items())
         return
     if distill is None and plan.decompositions is not None:
         for i in sorted(by_block):
-            layers = loaded(i) if i in done else {n: factorised(n, plan.decompositions[n]) for n in by_block[i]}
-            if i not in done: finished(i, layers)
-            for n, layer in layers.items(): yield n, None if i in done else plan.decompositions[n], layer
+            if i in done: yield from ((n, d, layer) for n, (d, layer) in loaded(i).items()); continue
+            layers = {n: factorised(n, plan.decompositions[n]) for n in by_block[i]}
+            finished(i, layers, {})
+            for n, layer in layers.items(): yield n, plan.decompositions[n], layer
         return
     if distill is None and (not plan.sequential or grams is None):   # plain SVD reads no inputs: sequential changes nothing
-        waiting, new = sorted(done), {}   # blocks to read back, in order; the new layers of the current block
+        waiting, new, found = sorted(done), {}, {}   # blocks to read back, in order; the current block's new layers and decompositions
         for name, d in original_decompositions(model, windows, [n for i in sorted(by_block) if i not in done for n in by_block[i]],
                                                plan.method, plan.alpha, plan.solver, keep, batch_size, attention_mask, device,
                                                progress, seconds, plan.offload):
             i = int(name[len(prefix) + 1:].split('.')[0])
-            while waiting and waiting[0] < i: yield from ((n, None, layer) for n, layer in loaded(waiting.pop(0)).items())
-            new[name] = factorised(name, d).to(homes[name])
-            if len(new) == len(by_block[i]): finished(i, new)
+            while waiting and waiting[0] < i: yield from ((n, d, layer) for n, (d, layer) in loaded(waiting.pop(0)).items())
+            new[name], found[name] = factorised(name, d).to(homes[name]), d
+            if len(new) == len(by_block[i]): finished(i, new, found)
             yield name, d, new[name]
-            if len(new) == len(by_block[i]): new = {}
-        for i in waiting: yield from ((n, None, layer) for n, layer in loaded(i).items())
+            if len(new) == len(by_block[i]): new, found = {}, {}
+        for i in waiting: yield from ((n, d, layer) for n, (d, layer) in loaded(i).items())
         return
     # walk the blocks, carrying the compressed model's inputs and, for a refit or distillation, the original's
     fit_on = None if grams is None else 'compressed' if plan.sequential else 'original'
@@ -364,14 +369,14 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
     steps = ' + '.join(['refit' if plan.refit else 'sequential' if plan.sequential else 'original statistics'] + (['distill'] if distill else []))
     last = max(by_block, default=-1)   # later blocks hold nothing to compress
     for i, block in enumerate(tqdm(blocks[:last + 1], desc=f"compress ({plan.method}, {steps})", disable=not progress)):
-        here, new = f"{prefix}.{i}", {}
+        here, new, found = f"{prefix}.{i}", {}, {}
         with visiting([block], device, plan.offload):
             work = copy.deepcopy(block)
             if i in done:   # read back: only carry the activations through
-                for name, layer in loaded(i).items():
+                for name, (d, layer) in loaded(i).items():
                     set_module(work, name[len(here) + 1:], layer)
                     new[name] = layer
-                    yield name, None, layer
+                    yield name, d, layer
             else:
                 for group in input_groups(block_statistics(block, inputs[:1], here, 'none')[0]):  # readers of one tensor
                     todo = [n for n in group if n in keep]
@@ -393,10 +398,10 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
                             distilled[name] = distill_layer(layer, linears[name], read.original, read.compressed, distill, progress, name)
                             seconds['distill'] += time.perf_counter() - t
                         set_module(work, name[len(here) + 1:], layer)
-                        new[name] = layer
+                        new[name], found[name] = layer, d
                         yield name, d, layer
                     del read, cache
-                if new: finished(i, new)
+                if new: finished(i, new, found)
             t = time.perf_counter()
             inputs = block_outputs(work, inputs)
             if original_inputs is not None: original_inputs = block_outputs(block, original_inputs)
@@ -425,7 +430,7 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
             )->CompressionReport:
     "Replace the model's compressible linears by low-rank factors; returns what was done."
     plan = plan_compression(model, windows, method, ratio, ranks, alpha, sequential, refit, solver, decompositions, refine, batch_size,
-                            offload, checkpoint)
+                            offload, checkpoint, keep_decompositions)
     start, device = time.perf_counter(), default_device(device)
     if not offload: model.to(device)
     params_before = parameter_count(model)
