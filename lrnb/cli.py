@@ -10,18 +10,21 @@ from pathlib import Path
 import torch, transformers
 import torch.distributed as dist
 from fastcore.script import call_parse, store_true
-from .models import DEFAULT_MODEL, load_model, default_device
+from .models import DEFAULT_MODEL, atomic_write, load_model, default_device
 from .data import load_texts, token_windows
+from .calibration import SELF, calibration_windows, check_sampling, evaluation_source, shared_spans, text_sources
 from .lowrank import parameter_count
 from .compress import METHODS
 from .recipe import REFINEMENTS, Recipe, check_run, run_recipe, stage_name
 from .evaluate import evaluate, generation_speed, peak_memory_mb, peak_rss_mb, relative_speed
 from .save import save_pretrained
 
+log = logging.getLogger(__name__)
+
 
 # %% auto #0
-__all__ = ['DTYPES', 'STAGE_FLAGS', 'parse_dtype', 'user_errors', 'join_torchrun', 'format_table', 'recipe_from_flags',
-           'lrnb_compress', 'lrnb_eval']
+__all__ = ['log', 'DTYPES', 'SELF_TEXT', 'STAGE_FLAGS', 'parse_dtype', 'user_errors', 'join_torchrun', 'format_table',
+           'recipe_from_flags', 'lrnb_compress', 'lrnb_eval']
 
 # %% ../nbs/08_cli.ipynb #5a807e98
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -82,6 +85,8 @@ def recipe_from_flags(method:str='whitened', ratio:float=0.2, ranks:str='uniform
 
 
 # %% ../nbs/08_cli.ipynb #b4ab543a
+SELF_TEXT = 'calibration_self.txt'   # the model's own calibration samples, saved beside its weights
+
 STAGE_FLAGS = ('method', 'ratio', 'ranks', 'tolerance', 'weighting', 'min_rank', 'sensitivity_windows', 'alpha', 'sequential',
                'refit', 'solver', 'steps', 'lr', 'train_windows', 'train_batch_size', 'refine', 'distill_mode', 'distill_steps',
                'distill_lr', 'distill_tokens', 'distill_matrices', 'e2e_steps', 'e2e_lr', 'e2e_batch_size')
@@ -92,8 +97,10 @@ def lrnb_compress(
     recipe:str=None,             # a YAML/JSON recipe file: the stages in order (instead of the stage flags below)
     method:str='whitened',       # 'svd', 'asvd', 'whitened' or 'spectrum' (learned scores on whitened components)
     ratio:float=0.2,             # share of the decoder linears' parameters to remove, in (0, 1)
-    text:str='stdlib',           # calibration text: 'stdlib', a text file or folder, or a Hub dataset
-    eval_text:str=None,          # evaluation text (default: the held-apart half of --text)
+    text:str='stdlib',           # calibration: 'stdlib', a text file or folder, a Hub dataset, 'self' (sampled from the model), or a mix 'stdlib:0.5,self:0.5'
+    eval_text:str=None,          # evaluation text (default: the held-apart half of --text's first source but 'self', else of 'stdlib')
+    temperature:float=1.0,       # --text self: sampling temperature
+    top_p:float=0.95,            # --text self: nucleus sampling mass
     out:str='lrnb-compressed',   # folder to save the compressed model to
     n_windows:int=64,            # calibration windows
     eval_windows:int=40,         # evaluation windows (0: skip perplexity)
@@ -140,6 +147,7 @@ def lrnb_compress(
     with user_errors():
         rec = Recipe.from_file(recipe) if recipe is not None else recipe_from_flags(**flags, seed=seed)
         torch_dtype = parse_dtype(dtype)
+        if SELF in text_sources(text): check_sampling(temperature, top_p)
         check_run(rec, offload, int(os.environ.get('WORLD_SIZE', '1')))
     factors = any(stage_name(s) == 'factors' for s in rec.stages)
     if checkpoint is not None and not factors: raise SystemExit(f"error: --checkpoint {checkpoint} needs a factors stage, whose blocks it keeps")
@@ -154,9 +162,13 @@ def lrnb_compress(
         home = torch.device('cpu') if offload else device   # where the model lives (and is evaluated)
         net, tok = load_model(model, dtype=torch_dtype, device=home)
         n_val = max(1, math.ceil(e2e[0].val_fraction * n_windows)) if e2e else 0   # e2e: validation windows no stage sees
-        calib = token_windows(tok, load_texts(text, 'calibration'), seq_len, n_windows + n_val, seed)
+        calset = calibration_windows(net, tok, text, seq_len, n_windows + n_val, seed, temperature=temperature, top_p=top_p,
+                                     batch_size=batch_size, device=device)
+        calib = calset.windows
         calib, val = calib[:len(calib) - n_val], (calib[len(calib) - n_val:] if n_val else None)
-        held = token_windows(tok, load_texts(eval_text or text, 'evaluation'), seq_len, eval_windows, seed) if eval_windows else None
+        held = token_windows(tok, load_texts(eval_text or evaluation_source(text), 'evaluation'), seq_len, eval_windows, seed) if eval_windows else None
+        shared = shared_spans(calset.windows, held) if held is not None else 0
+        if shared: log.warning("%d spans of 32 evaluation tokens also occur in the calibration windows: the perplexity is not held-apart", shared)
         before = evaluate(net, held, batch_size, home) if held is not None else None
         report = run_recipe(net, calib, rec, batch_size=batch_size, device=device, offload=offload, checkpoint=checkpoint,
                             val_windows=val, exclude=held, seed=seed)
@@ -165,10 +177,16 @@ def lrnb_compress(
         after = evaluate(net, held, batch_size, home) if held is not None else None
         if rank: return
         folder = save_pretrained(net, tok, out, max_shard_size=max_shard_size)
+        if calset.generated is not None:   # the model's own samples, for the user to read
+            atomic_write(folder / SELF_TEXT, lambda tmp: Path(tmp).write_text('\n\n'.join(tok.batch_decode(calset.generated.windows))))
         if checkpoint is not None and folder_default: shutil.rmtree(checkpoint, ignore_errors=True)   # the model is saved: nothing to resume
     stage_reports = dict(report.stages)   # the last of each kind
     result = dict(model=model, recipe=rec.data(), device=str(device), offload=offload, checkpoint=checkpoint and str(checkpoint),
                   resumed_blocks=report.resumed_blocks, calibration_windows=len(calib), validation_windows=n_val, seq_len=seq_len,
+                  calibration_sources=calset.counts, shared_eval_spans=shared,
+                  generation=calset.generated and dict(calset.generated.settings, seconds=calset.generated.seconds,
+                                                       tokens_per_second=calset.generated.tokens_per_second,
+                                                       eos_share=calset.generated.eos_share, text=SELF_TEXT),
                   calibration_tokens=report.calibration_tokens, params_before=report.params_before, params_after=report.params_after,
                   linear_ratio=report.linear_ratio, compress_seconds=report.seconds, profile_seconds=report.seconds_of('ranks'),
                   statistics_seconds=report.statistics_seconds, stage_seconds={n: report.seconds_of(n) for n in dict(report.stages)},
@@ -184,7 +202,10 @@ def lrnb_compress(
     steps_said = ' → '.join(stage_name(s) for s in rec.stages)
     print(f"lrnb: {model} by the recipe {steps_said}, {report.linear_ratio:.1%} of decoder-linear parameters removed; "
           f"calibration {len(calib)} x {seq_len} tokens of {text!r}"
-          + (f"; evaluation {len(held)} x {seq_len} held-apart tokens of {eval_text or text!r}" if held is not None else ''))
+          + (f"; evaluation {len(held)} x {seq_len} held-apart tokens of {eval_text or evaluation_source(text)!r}" if held is not None else ''))
+    if calset.generated is not None:
+        print(f"calibration: {calset.counts[SELF]} windows sampled from the model at {calset.generated.tokens_per_second:,.0f} tokens/s "
+              f"(temperature {temperature}, top_p {top_p}), readable in {Path(folder) / SELF_TEXT}")
     print(rec.yaml().rstrip())
     print(format_table([['original', report.params_before, ppl(before), tps(before), '-'],
                         ['compressed', report.params_after, ppl(after), tps(after), round(report.seconds, 1)]],
