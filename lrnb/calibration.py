@@ -146,6 +146,7 @@ def calibration_windows(model:nn.Module|None,   # the model being compressed (ne
         generated = self_generated_windows(model, tokenizer, counts[SELF], seq_len, temperature, top_p, seed, batch_size,
                                            device=device, progress=progress)
         parts[SELF] = generated.windows
+    if len(parts) == 1: return CalibrationSet(next(iter(parts.values())), counts, generated)   # one source: its windows as they come
     windows = torch.cat([parts[name] for name in counts if name in parts])
     order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(seed))
     return CalibrationSet(windows[order], counts, generated)
