@@ -14,7 +14,8 @@ from transformers.pytorch_utils import Conv1D
 # %% auto #0
 __all__ = ['LINEAR_TYPES', 'MODELING_FILE', 'MODELING_TEMPLATE', 'LowRankLinear', 'dense_weight', 'breakeven_rank',
            'uniform_rank', 'check_ratio', 'factorised_params', 'decoder_layers', 'compressible_linears',
-           'parameter_count', 'set_module', 'factorise', 'transformers_classes', 'modeling_source']
+           'parameter_count', 'dense_fused_weights', 'set_module', 'factorise', 'transformers_classes',
+           'modeling_source']
 
 # %% ../nbs/00_lowrank.ipynb #c58082fb
 class LowRankLinear(nn.Module):
@@ -103,6 +104,17 @@ def compressible_linears(model:nn.Module)->dict[str, nn.Module]:
 def parameter_count(model:nn.Module)->int:
     "Number of parameters, tied ones counted once."
     return sum(p.numel() for p in model.parameters())
+
+# %% ../nbs/00_lowrank.ipynb #5c28e247
+def dense_fused_weights(model:nn.Module)->dict[str, tuple[int, ...]]:
+    "Weights of 3+ dimensions inside the model's blocks owned by no linear or convolution (e.g. fused experts), with their shapes."
+    prefix, blocks = decoder_layers(model)
+    found = {}
+    for mname, mod in blocks.named_modules():
+        if isinstance(mod, LINEAR_TYPES + (nn.modules.conv._ConvNd,)): continue
+        for pname, p in mod.named_parameters(recurse=False):
+            if p.dim() >= 3: found['.'.join(s for s in (prefix, mname, pname) if s)] = tuple(p.shape)
+    return found
 
 # %% ../nbs/00_lowrank.ipynb #05fed5fe
 def set_module(model:nn.Module, name:str, module:nn.Module):
