@@ -111,6 +111,7 @@ BENCH_RECIPES = {   # name -> the recipe it runs; each row sets the ranks stage'
     'greedy+refit+spectrum': [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}}, {'spectrum': {}}],
     'greedy+refit+distill':  [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}},
                               {'distill': {'matrices': ['o_proj', 'down_proj']}}],
+    'greedy+refit+e2e':      [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}}, {'e2e': {}}],  # every factor trained jointly
 }
 RECIPE_FILES = ('.yaml', '.yml', '.json')
 
