@@ -163,7 +163,7 @@ def lrnb_compress(
         net, tok = load_model(model, dtype=torch_dtype, device=home)
         n_val = max(1, math.ceil(e2e[0].val_fraction * n_windows)) if e2e else 0   # e2e: validation windows no stage sees
         calset = calibration_windows(net, tok, text, seq_len, n_windows + n_val, seed, temperature=temperature, top_p=top_p,
-                                     batch_size=batch_size, device=device)
+                                     batch_size=batch_size, device=home)   # 'self' samples where the model lives
         calib = calset.windows
         calib, val = calib[:len(calib) - n_val], (calib[len(calib) - n_val:] if n_val else None)
         held = token_windows(tok, load_texts(eval_text or evaluation_source(text), 'evaluation'), seq_len, eval_windows, seed) if eval_windows else None
