@@ -190,7 +190,7 @@ def bench_table(rows:list[dict])->str:
     speed = lambda r, k: f"{r[k + '_tps']:,.1f}" + ('' if r is base else f" ({r[k + '_speedup']:.2f}×)")
     return markdown_table(['method', 'ratio', 'parameters', 'perplexity in-domain', 'perplexity out of domain', 'forward tokens/s',
                            'generate tokens/s', 'compress s', 'of which statistics s', 'peak RSS MiB', 'peak GPU MiB'],
-                          [[r['method'], f"{r['ratio']:.0%}", f"{r['parameters']:,}", *(perplexity_cell(r[k], None if r is base else base[k]) for k in ('ppl_in', 'ppl_out')),
+                          [[r['method'].replace('+', ' + '), f"{r['ratio']:.0%}", f"{r['parameters']:,}", *(perplexity_cell(r[k], None if r is base else base[k]) for k in ('ppl_in', 'ppl_out')),
                             speed(r, 'forward'), speed(r, 'generate'), num(r['compress_s']), num(r['statistics_s']), num(r['peak_rss_mb']),
                             num(r['peak_gpu_mb'])] for r in rows])
 

@@ -6,6 +6,7 @@ path runs with few windows so that CI stays quick.
 import json, subprocess, sys
 from pathlib import Path
 import pytest
+import yaml
 
 BIN = Path(sys.executable).parent
 
@@ -41,9 +42,13 @@ def test_table_output(tmp_path):
     text = run("lrnb_compress", "--method", "svd", "--ratio", "0.2", "--eval_windows", "2", "--seq_len", "128",
                "--n_windows", "2", "--out", str(tmp_path / "svd"))
     lines = text.splitlines()
-    assert lines[1].split()[:3] == ["model", "parameters", "perplexity"]
-    assert lines[3].startswith("original") and "134,515,008" in lines[3]
-    assert lines[4].startswith("compressed (svd)")
+    assert lines[0].startswith("lrnb: smollm2 by the recipe ranks → factors")
+    head = next(i for i, line in enumerate(lines) if line.startswith("model"))
+    recipe = yaml.safe_load("\n".join(lines[1:head]))   # the recipe, printed as YAML between the two
+    assert recipe[1]["factors"]["method"] == "svd" and recipe[0]["ranks"]["ratio"] == 0.2
+    assert lines[head].split()[:3] == ["model", "parameters", "perplexity"]
+    assert lines[head + 2].startswith("original") and "134,515,008" in lines[head + 2]
+    assert lines[head + 3].startswith("compressed")
     assert "saved to" in lines[-1]
 
 
