@@ -4,7 +4,7 @@
 
 # %% ../nbs/02a_calibration.ipynb #a6f4a9a1
 from __future__ import annotations
-import math, random, time
+import math, time
 from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
