@@ -179,6 +179,7 @@ def benchmark_rows(model:str, text:str, ood_text:str, out_dir:str|Path, methods:
             row = dict(method=name, ratio=ratio, recipe=recipe.data(), settings=settings, compress_s=c['compress_seconds'], statistics_s=c['statistics_seconds'],
                        peak_rss_mb=c['peak_rss_mb'], peak_gpu_mb=c['peak_memory_mb'] if c['device'].startswith('cuda') else None,
                        **eval_row(str(folder), text, ood_text, settings, baseline=model))
+            if c.get('e2e'): row['e2e'] = c['e2e']   # the end-to-end stage's validation curve
             rows.append(row)
             if on_row: on_row(rows)
     return rows

@@ -12,7 +12,7 @@ import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .lowrank import (breakeven_rank, check_ratio, compressible_linears, decoder_layers, dense_weight, factorise,
-                          factorised_params, parameter_count, set_module, uniform_rank)
+                          factorised_params, parameter_count, set_module, uniform_rank, unfuse_experts)
 from .models import default_device
 from .stats import (ActivationStats, all_reduce_sum, block_inputs, block_outputs, block_statistics, check_windows, input_groups,
                         layer_inputs, masked_tokens, world)
@@ -72,7 +72,7 @@ def decomposition(W:Tensor,                  # m×n weight
                  )->Decomposition:
     "The `method` decomposition of W given its input statistics."
     statistics_needed(method, solver)
-    if method == 'svd': return svd_decomposition(W)
+    if method == 'svd' or stats.count == 0: return svd_decomposition(W)   # no token seen (an idle expert): the weight alone
     if method == 'asvd': return asvd_decomposition(W, stats.mean_abs, alpha)
     if cross is None and solver == 'svd' and name in stats.output_grams: return projection_decomposition(W, stats.output_grams[name])
     m, n = W.shape
@@ -133,10 +133,11 @@ def group_inputs(work:nn.Module,        # the partly compressed block
     if fit_on is None and not (cross or tokens): return res   # nothing asked: no forward pass
     theirs = layer_inputs(original, original_inputs, name) if original is not None else None
     for x, mask in layer_inputs(work, inputs, name):
-        xo = next(theirs)[0] if theirs is not None else None
+        xo, mo = next(theirs) if theirs is not None else (None, mask)
+        if cross or tokens: mask = mo = mask & mo.to(mask.device)   # an expert: the tokens routed to it in both models
         if fit_on is not None:
             if res.stats is None: res.stats = ActivationStats.zeros(x.shape[-1], x.device, gram)
-            res.stats.add(x if fit_on == 'compressed' else xo, mask, name)
+            res.stats.add(*((x, mask) if fit_on == 'compressed' else (xo, mo)), name)
         if cross:
             c = (masked_tokens(xo, mask).T @ masked_tokens(x, mask)).double()
             res.cross = c if res.cross is None else res.cross + c
@@ -269,6 +270,7 @@ def plan_compression(model:nn.Module, windows:Tensor|None=None, method:str='whit
                     )->CompressionPlan:
     "Check `compress`'s settings (see there) against the model and the windows, before any work; the plan they make."
     statistics_needed(method, solver)   # raises on an unknown method or solver
+    if unfused := unfuse_experts(model): log.info("took apart the fused experts of %s (one linear per expert)", unfused)
     if refit and method != 'whitened': raise ValueError(f"refit=True needs method='whitened'; got method={method!r}")
     sequential = sequential or refit
     distill = refine_settings(refine)

@@ -231,7 +231,8 @@ class EndToEndReport:
         return {**asdict(self.settings), 'steps_done': len(self.train_losses),
                 'best_step': self.best_step, 'val_kl_before': self.val_kl_before,
                 'val_kl': self.val_kl, 'train_windows': self.train_windows,
-                'val_windows': self.val_windows, 'stopped': self.stopped}
+                'val_windows': self.val_windows, 'stopped': self.stopped,
+                'val_curve': [[s, v] for s, v in zip(self.val_steps, self.val_kls)]}
 
 # %% ../nbs/18_e2e.ipynb #d2f13281
 def refine_end_to_end(model:nn.Module,              # compressed LM, trained in place

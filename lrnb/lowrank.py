@@ -14,8 +14,8 @@ from transformers.pytorch_utils import Conv1D
 # %% auto #0
 __all__ = ['LINEAR_TYPES', 'MODELING_FILE', 'MODELING_TEMPLATE', 'LowRankLinear', 'dense_weight', 'breakeven_rank',
            'uniform_rank', 'check_ratio', 'factorised_params', 'decoder_layers', 'compressible_linears',
-           'parameter_count', 'dense_fused_weights', 'set_module', 'factorise', 'transformers_classes',
-           'modeling_source']
+           'parameter_count', 'dense_fused_weights', 'set_module', 'factorise', 'ExpertMLP', 'UnfusedExperts',
+           'fused_experts', 'same_experts_output', 'unfuse_experts', 'transformers_classes', 'modeling_source']
 
 # %% ../nbs/00_lowrank.ipynb #c58082fb
 class LowRankLinear(nn.Module):
@@ -131,11 +131,91 @@ def factorise(dense:nn.Module, # the nn.Linear or Conv1D being replaced
         raise ValueError(f"factors make a {A.shape[0]}x{B.shape[1]} weight; the layer is {W.shape[0]}x{W.shape[1]}")
     return LowRankLinear.from_factors(A.to(W.device), B.to(W.device), dense.bias, dtype=W.dtype)
 
+# %% ../nbs/00_lowrank.ipynb #6429151e
+class ExpertMLP(nn.Module):
+    "One expert as three linears: down(act(gate(x)) * up(x))."
+    def __init__(self, hidden:int, intermediate:int, act_fn:nn.Module, device=None, dtype=None):
+        super().__init__()
+        kw = dict(bias=False, device=device, dtype=dtype)
+        self.gate_proj = nn.Linear(hidden, intermediate, **kw)
+        self.up_proj = nn.Linear(hidden, intermediate, **kw)
+        self.down_proj = nn.Linear(intermediate, hidden, **kw)
+        self.act_fn = act_fn
+
+    def forward(self, x:Tensor)->Tensor: return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
+class UnfusedExperts(nn.ModuleList):
+    "A fused experts module (3-D `gate_up_proj` and `down_proj`) as one `ExpertMLP` per expert, with its forward."
+    def __init__(self, fused:nn.Module):  # the module it replaces (its shapes and activation; weights not copied)
+        n_experts, two_i, hidden = fused.gate_up_proj.shape
+        w = fused.gate_up_proj
+        super().__init__(ExpertMLP(hidden, two_i // 2, fused.act_fn, w.device, w.dtype) for _ in range(n_experts))
+        self.routed = {}   # expert -> rows of the last forward's hidden_states it was given
+
+    def forward(self, hidden_states:Tensor, top_k_index:Tensor, top_k_weights:Tensor)->Tensor:
+        out = torch.zeros_like(hidden_states)
+        self.routed = {}
+        for e, expert in enumerate(self):
+            rows, slot = torch.where(top_k_index == e)
+            if not len(rows): continue
+            self.routed[e] = rows
+            y = expert(hidden_states[rows]) * top_k_weights[rows, slot, None]
+            out.index_add_(0, rows, y.to(out.dtype))
+        return out
+
+    @classmethod
+    @torch.no_grad()
+    def from_fused(cls, fused:nn.Module)->UnfusedExperts:
+        "The experts of `fused`, weights copied."
+        new = cls(fused)
+        i = fused.down_proj.shape[-1]
+        for e, expert in enumerate(new):
+            expert.gate_proj.weight.copy_(fused.gate_up_proj[e, :i])
+            expert.up_proj.weight.copy_(fused.gate_up_proj[e, i:])
+            expert.down_proj.weight.copy_(fused.down_proj[e])
+        return new
+
+# %% ../nbs/00_lowrank.ipynb #9342dbc7
+def fused_experts(model:nn.Module)->dict[str, nn.Module]:
+    "Experts modules inside the blocks with exactly a 3-D `gate_up_proj` and `down_proj` and an `act_fn`, by name."
+    prefix, blocks = decoder_layers(model)
+    found = {}
+    for name, mod in blocks.named_modules():
+        params = dict(mod.named_parameters(recurse=False))
+        if set(params) == {'gate_up_proj', 'down_proj'} and params['gate_up_proj'].dim() == 3 and hasattr(mod, 'act_fn'):
+            found[f"{prefix}.{name}"] = mod
+    return found
+
+@torch.no_grad()
+def same_experts_output(fused:nn.Module, unfused:UnfusedExperts)->bool:
+    "Whether both compute the same output on random rows, two routed to each expert (meta weights: assumed)."
+    w = fused.gate_up_proj
+    if w.is_meta: return True
+    n, hidden = len(unfused), w.shape[-1]
+    x = torch.randn(2 * n, hidden, generator=torch.Generator().manual_seed(0)).to(w)
+    index = torch.arange(2 * n, device=w.device).remainder(n)[:, None]
+    weights = torch.rand(2 * n, 1, generator=torch.Generator().manual_seed(1)).to(w)
+    a, b = fused(x, index, weights), unfused(x, index, weights)
+    tolerance = 1e-4 if w.dtype == torch.float32 else 2e-2
+    return bool((a - b).norm() <= tolerance * a.norm())
+
+def unfuse_experts(model:nn.Module)->list[str]:
+    "Put an `UnfusedExperts` in place of every fused experts module it reproduces exactly; returns their names."
+    done = []
+    for name, fused in fused_experts(model).items():
+        unfused = UnfusedExperts.from_fused(fused)
+        if same_experts_output(fused, unfused):
+            set_module(model, name, unfused)
+            done.append(name)
+    return done
+
 # %% ../nbs/00_lowrank.ipynb #a6581389
 MODELING_FILE = 'modeling_lrnb.py'
 
 MODELING_TEMPLATE = '''\
 """A {model_class} whose linear layers named in `config.lrnb["ranks"]` are low-rank factors, written by lrnb.
+
+Experts modules named in `config.lrnb["experts"]` hold one linear per expert instead of fused 3-D weights.
 
 Needs only torch and transformers: `AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)`.
 """
@@ -149,6 +229,8 @@ from transformers.pytorch_utils import Conv1D
 
 {layer}
 
+{experts}
+
 class LrnbConfig({config_class}):
     model_type = "lrnb"
 
@@ -158,6 +240,9 @@ class LrnbForCausalLM({model_class}):
 
     def __init__(self, config):
         super().__init__(config)
+        for name in config.lrnb.get("experts", []):
+            parent, _, child = name.rpartition(".")
+            setattr(self.get_submodule(parent), child, UnfusedExperts(self.get_submodule(name)))
         for name, rank in config.lrnb["ranks"].items():
             dense = self.get_submodule(name)
             weight = dense.weight.T if isinstance(dense, Conv1D) else dense.weight   # out x in
@@ -194,5 +279,7 @@ def modeling_source(config_class:str, # transformers config class the folder's c
                     model_class:str,  # transformers model class it extends, e.g. 'LlamaForCausalLM'
                    )->str:
     "Text of the `modeling_lrnb.py` that lets transformers alone rebuild a factorised `model_class`."
-    layer = importlib.import_module('lrnb.lowrank').LowRankLinear   # the package's file: a notebook's class has no source
-    return MODELING_TEMPLATE.format(config_class=config_class, model_class=model_class, layer=inspect.getsource(layer))
+    lowrank = importlib.import_module('lrnb.lowrank')   # the package's file: a notebook's class has no source
+    experts = '\n\n'.join(inspect.getsource(c) for c in (lowrank.ExpertMLP, lowrank.UnfusedExperts))
+    return MODELING_TEMPLATE.format(config_class=config_class, model_class=model_class,
+                                    layer=inspect.getsource(lowrank.LowRankLinear), experts=experts)

@@ -9,14 +9,14 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
-from .lowrank import LowRankLinear, MODELING_FILE, modeling_source
+from .lowrank import ExpertMLP, LowRankLinear, MODELING_FILE, UnfusedExperts, modeling_source
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DEFAULT_MODEL', 'LRNB_AUTO_MAP', 'TINY_ARCHS', 'default_device', 'cache_dir', 'smollm2_gguf', 'smollm2_folder',
-           'atomic_folder', 'atomic_write', 'portable_config', 'check_modeling_file', 'check_weight_files',
-           'load_model', 'byte_tokenizer', 'tiny_config', 'tiny_model']
+__all__ = ['log', 'DEFAULT_MODEL', 'LRNB_AUTO_MAP', 'OURS', 'TINY_ARCHS', 'default_device', 'cache_dir', 'smollm2_gguf',
+           'smollm2_folder', 'atomic_folder', 'atomic_write', 'portable_config', 'check_modeling_file',
+           'check_weight_files', 'load_model', 'byte_tokenizer', 'tiny_config', 'tiny_model']
 
 # %% ../nbs/01_models.ipynb #4a8e1fa5
 def default_device(device:str|torch.device|None=None)->torch.device:
@@ -141,6 +141,8 @@ def check_weight_files(folder:Path):
             with safe_open(folder / name, 'pt') as f: f.keys()
         except Exception as e: raise ValueError(f"model folder {str(folder)!r}: {name} is unreadable ({e})") from None
 
+OURS = {c.__name__: c for c in (LowRankLinear, ExpertMLP, UnfusedExperts)}   # the classes a modeling file copies
+
 def load_model(name_or_path:str|Path=DEFAULT_MODEL, # 'smollm2', a Hub name, or a local folder
                dtype:torch.dtype=torch.float32,     # parameter dtype
                device:str|torch.device|None=None,  # None: cuda if available, else cpu
@@ -166,12 +168,12 @@ def load_model(name_or_path:str|Path=DEFAULT_MODEL, # 'smollm2', a Hub name, or 
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=portable)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map=device_map, trust_remote_code=portable)
     for layer in model.modules():
-        if type(layer).__name__ == 'LowRankLinear': layer.__class__ = LowRankLinear   # the folder's copy of ours
+        if type(layer).__name__ in OURS: layer.__class__ = OURS[type(layer).__name__]   # the folder's copy of ours
     if device_map is None: model.to(device)
     return model.eval(), tokenizer
 
 # %% ../nbs/01_models.ipynb #a1ef41da
-TINY_ARCHS = ('llama', 'qwen2', 'gpt2', 'opt')
+TINY_ARCHS = ('llama', 'qwen2', 'gpt2', 'opt', 'mixtral', 'qwen2_moe')
 
 def byte_tokenizer()->PreTrainedTokenizerFast:
     "A byte-level tokenizer: one token per UTF-8 byte, id 256 for end of text."
@@ -196,6 +198,15 @@ def tiny_config(arch:str)->AutoConfig:
     if arch == 'opt':
         return AutoConfig.for_model('opt', hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
                                     word_embed_proj_dim=64, max_position_embeddings=256, **common)
+    if arch == 'mixtral':   # 4 experts, 2 per token
+        return AutoConfig.for_model('mixtral', hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                                    num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
+                                    num_experts_per_tok=2, max_position_embeddings=256, **common)
+    if arch == 'qwen2_moe':   # 4 routed experts, 2 per token, and a shared expert
+        return AutoConfig.for_model('qwen2_moe', hidden_size=64, intermediate_size=128, moe_intermediate_size=48,
+                                    shared_expert_intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                                    num_key_value_heads=2, num_experts=4, num_experts_per_tok=2,
+                                    max_position_embeddings=256, **common)
     raise ValueError(f"arch must be one of {TINY_ARCHS}; got {arch!r}")
 
 def tiny_model(arch:str, # one of TINY_ARCHS

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 import torch
 from torch import nn, Tensor
-from .lowrank import (LowRankLinear, check_ratio, compressible_linears, dense_fused_weights, dense_weight, factorised_params,
+from .lowrank import (LowRankLinear, check_ratio, compressible_linears, dense_fused_weights, dense_weight, unfuse_experts, factorised_params,
                           parameter_count, set_module)
 from .stats import world
 from .decompose import Decomposition, svd_decomposition
@@ -359,10 +359,11 @@ def run_recipe(model:nn.Module,             # a causal LM, compressed in place
     "Run every stage of `recipe` on `model`, in order; the model's config keeps its ranks and the recipe."
     recipe = as_recipe(recipe)
     check_run(recipe, offload, world()[1])
+    if unfused := unfuse_experts(model): log.info("took apart the fused experts of %s (one linear per expert)", unfused)
     fused = dense_fused_weights(model)
     if fused:
         log.warning("%d weights inside the blocks belong to no linear layer and stay dense (%s): lrnb compresses nn.Linear/Conv1D "
-                    "layers; experts fused into one 3-D tensor (mixture of experts) are not supported yet", len(fused),
+                    "layers and experts laid out as [gate; up] and down (see `unfuse_experts`)", len(fused),
                     ', '.join(f"{n} {tuple(s)}" for n, s in list(fused.items())[:2]) + (', ...' if len(fused) > 2 else ''))
     start = time.perf_counter()
     shapes = {name: tuple(dense_weight(m).shape) for name, m in compressible_linears(model).items()}
@@ -389,6 +390,8 @@ def run_recipe(model:nn.Module,             # a causal LM, compressed in place
     done += run_refinements(model, original, windows, rest, r.ratio, decompositions, batch_size, attention_mask, device,
                             val_windows, exclude, seed, progress)
     final = {name: layer.rank for name, layer in lowrank_layers(model).items()}
+    if not final: log.warning("nothing was compressed: no layer's rank makes its factors smaller than its dense weight "
+                              "(%d layers considered); the model's weights are unchanged", len(shapes))
     model.config.lrnb = {'ranks': final, 'recipe': recipe.data()}
     now = dict(model.named_modules())
     linear_after = sum(factorised_params(*shapes[name], now[name].rank if isinstance(now[name], LowRankLinear) else None)

@@ -10,7 +10,7 @@ from torch import nn
 import transformers
 from transformers import CONFIG_MAPPING
 from .models import atomic_folder, portable_config
-from .lowrank import LowRankLinear, MODELING_FILE, modeling_source, transformers_classes
+from .lowrank import LowRankLinear, MODELING_FILE, UnfusedExperts, modeling_source, transformers_classes
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,15 @@ def save_pretrained(model:nn.Module,  # original or compressed causal LM
     if lowrank != recorded:
         raise ValueError(f"model's LowRankLinear layers and config.lrnb ranks disagree "
                          f"(e.g. {sorted(lowrank ^ recorded)[:2]}): compress it with lrnb.compress")
-    classes = transformers_classes(model) if lowrank else None
+    experts = [n for n, m in model.named_modules() if isinstance(m, UnfusedExperts)]   # one linear per expert
+    portable = bool(lowrank or experts)
+    classes = transformers_classes(model) if portable else None
     with atomic_folder(folder) as tmp:
-        model.save_pretrained(tmp, max_shard_size=max_shard_size, save_original_format=not lowrank)
+        model.save_pretrained(tmp, max_shard_size=max_shard_size, save_original_format=not portable)
         tokenizer.save_pretrained(tmp)
-        if lowrank:
+        if portable:
             config = json.loads((tmp / 'config.json').read_text())
+            config['lrnb'] = {'ranks': {}, **config.get('lrnb', {}), 'experts': experts}
             base_type = getattr(transformers, classes[0]).model_type
             (tmp / 'config.json').write_text(json.dumps(portable_config(config, *classes, base_type), indent=2))
             (tmp / MODELING_FILE).write_text(modeling_source(*classes))

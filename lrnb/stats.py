@@ -8,12 +8,16 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 from torch import nn, Tensor
-from .lowrank import LINEAR_TYPES, decoder_layers, dense_weight
+import logging
+from .lowrank import LINEAR_TYPES, UnfusedExperts, decoder_layers, dense_weight
 from .models import default_device
 
+log = logging.getLogger(__name__)
+
 # %% auto #0
-__all__ = ['GRAMS', 'world', 'local_windows', 'all_reduce_sum', 'masked_tokens', 'ActivationStats', 'BlockInput', 'block_inputs',
-           'check_windows', 'block_outputs', 'block_statistics', 'input_groups', 'layer_inputs']
+__all__ = ['log', 'GRAMS', 'world', 'local_windows', 'all_reduce_sum', 'masked_tokens', 'ActivationStats', 'BlockInput',
+           'block_inputs', 'check_windows', 'block_outputs', 'block_statistics', 'expert_routes', 'input_groups',
+           'layer_inputs']
 
 # %% ../nbs/03_covariance.ipynb #99cf51dc
 def world()->tuple[int, int]:
@@ -157,6 +161,7 @@ def block_statistics(block:nn.Module,          # one transformer block
     "Input statistics of every linear in `block` (one shared object per distinct input), and the block's outputs."
     if grams not in GRAMS: raise ValueError(f"grams must be one of {GRAMS}; got {grams!r}")
     linears = {(f"{prefix}.{name}" if prefix else name): mod for name, mod in block.named_modules() if isinstance(mod, LINEAR_TYPES)}
+    routes = expert_routes(block, prefix)
     narrow = {label for label, mod in linears.items() if grams == 'cheapest' and dense_weight(mod).shape[0] < dense_weight(mod).shape[1]}
     stats, owners, first_batch, batch = {}, set(), {}, {}
     def read_input(label):
@@ -167,11 +172,16 @@ def block_statistics(block:nn.Module,          # one transformer block
                     first_batch[id(x)] = (x, ActivationStats.zeros(x.shape[-1], x.device, gram=grams != 'none'))  # x kept alive: ids stay unique
                     owners.add(label)
                 stats[label] = first_batch[id(x)][1]
-            if label in owners: stats[label].add(x, batch['mask'], label)
+            if label in owners: stats[label].add(x, token_mask(label), label)
         return f
     def read_output(label):
-        def f(module, args, y): stats[label].add_output(label, y if module.bias is None else y - module.bias, batch['mask'])
+        def f(module, args, y): stats[label].add_output(label, y if module.bias is None else y - module.bias, token_mask(label))
         return f
+    def token_mask(label):  # an expert's rows are the tokens routed to it
+        if label not in routes: return batch['mask']
+        experts, e = routes[label]
+        rows = experts.routed[e]
+        return batch['mask'].reshape(-1).to(rows.device)[rows]
     def settle():  # after the first batch the groups are known: drop the XᵀX that no reader needs
         first_batch.clear()
         for group in input_groups(stats):
@@ -185,12 +195,35 @@ def block_statistics(block:nn.Module,          # one transformer block
     finally:
         for h in handles: h.remove()
     if first_batch: settle()
+    if idle := [label for label in routes if label not in stats]:   # experts no calibration token was routed to
+        log.warning("%d expert linears saw no calibration token (%s): their factors come from the weights alone (plain "
+                    "SVD)", len(idle), ', '.join(idle[:3]) + (', ...' if len(idle) > 3 else ''))
+        for label in idle:
+            mod, (experts, e) = linears[label], routes[label]
+            key = (id(experts[e]), mod is experts[e].down_proj)   # gate and up share their expert's input
+            if key not in first_batch:
+                first_batch[key] = (None, ActivationStats.zeros(mod.in_features, mod.weight.device, gram=grams != 'none'))
+            stats[label] = first_batch[key][1]
+            if label in narrow: stats[label].output_grams[label] = torch.zeros(mod.out_features, mod.out_features,
+                                                                              dtype=torch.float64, device=mod.weight.device)
+        settle()
     if unused := [label for label in linears if label not in stats]:
         raise ValueError(f"layers must all run on the calibration windows to be compressed; {unused[:3]} never did "
                          f"(an encoder-decoder cross-attention, or an architecture whose forward bypasses its linears): "
                          f"lrnb cannot compress {type(block).__name__} blocks")
-    for group in input_groups(stats): stats[group[0]].all_reduce()   # several processes: every window's sums
+    order = {label: i for i, label in enumerate(linears)}   # the same on every process, whichever experts ran
+    for group in sorted(input_groups(stats), key=lambda g: min(order[n] for n in g)): stats[group[0]].all_reduce()
     return stats, outputs
+
+def expert_routes(block:nn.Module, prefix:str='')->dict[str, tuple[UnfusedExperts, int]]:
+    "For every linear of an expert inside `block`: its `UnfusedExperts` and the expert's number."
+    routes = {}
+    for name, mod in block.named_modules():
+        if isinstance(mod, UnfusedExperts):
+            for e, expert in enumerate(mod):
+                for child, layer in expert.named_children():
+                    if isinstance(layer, nn.Linear): routes['.'.join(s for s in (prefix, name, str(e), child) if s)] = (mod, e)
+    return routes
 
 def input_groups(stats:dict[str, ActivationStats])->list[list[str]]:
     "Names of the linears that share each statistic (read the same input), in forward order."
@@ -206,6 +239,7 @@ def layer_inputs(block:nn.Module,         # one transformer block
                 ):
     "For each batch: the input of `block`'s submodule `name` (the block run only up to it) and the token mask."
     layer = block.get_submodule(name)
+    route = expert_routes(block).get(name)
     seen = []
     def stop(module, args):
         seen.append(args[0])
@@ -215,6 +249,16 @@ def layer_inputs(block:nn.Module,         # one transformer block
         for b in inputs:
             try: block(*b.args, **b.kwargs)
             except _Stop: pass
-            if not seen: raise ValueError(f"layer {name!r} was not called by the block's forward pass")
-            yield seen.pop(), b.mask
+            if route is None:
+                if not seen: raise ValueError(f"layer {name!r} was not called by the block's forward pass")
+                yield seen.pop(), b.mask
+                continue
+            experts, e = route   # an expert: its rows in place of the tokens routed to it, zeros elsewhere
+            valid = b.mask.reshape(-1).to(b.hidden.device)
+            x = torch.zeros(len(valid), layer.in_features, dtype=b.hidden.dtype, device=b.hidden.device)
+            mask = torch.zeros_like(valid)
+            if seen:
+                rows = experts.routed[e]
+                x[rows], mask[rows] = seen.pop(), valid[rows]
+            yield x, mask
     finally: handle.remove()

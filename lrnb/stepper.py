@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torch import nn, Tensor
-from .lowrank import compressible_linears, decoder_layers, dense_weight, factorised_params, set_module
+from .lowrank import compressible_linears, decoder_layers, dense_weight, factorised_params, set_module, unfuse_experts
 from .models import default_device
 from .compress import METHODS, compressed_layers, plan_compression
 from .pareto import RULES
@@ -19,7 +19,7 @@ from .evaluate import evaluate
 from .save import save_pretrained
 
 # %% auto #0
-__all__ = ['LayerStep', 'block_index', 'Stepper', 'rank_map', 'visible_devices', 'StepperPanel']
+__all__ = ['LayerStep', 'layer_kind', 'block_index', 'Stepper', 'rank_map', 'visible_devices', 'StepperPanel']
 
 # %% ../nbs/15_stepper.ipynb #efdbe941
 @dataclass
@@ -34,7 +34,12 @@ class LayerStep:
     params_after: int   # rank·(m + n)
 
     @property
-    def kind(self)->str: return self.name.rsplit('.', 1)[-1]
+    def kind(self)->str: return layer_kind(self.name)
+
+def layer_kind(name:str)->str:
+    "A layer's label in a block: its last name part ('q_proj'), with the expert's number inside experts ('experts.3.up_proj')."
+    parts = name.split('.')
+    return '.'.join(parts[-3:]) if len(parts) >= 3 and parts[-3] == 'experts' else parts[-1]
 
 def block_index(name:str, prefix:str)->int:
     "Index of the decoder block holding layer `name` (`prefix` names the block list, e.g. 'model.layers')."
@@ -55,6 +60,7 @@ class Stepper:
         if not isinstance(factors, Factors):
             raise ValueError("the stepper steps through a factors stage, block by block: recipe stage 2 must be factors; got spectrum")
         check_run(self.recipe)
+        unfuse_experts(model)   # fused experts become one linear each (the same outputs)
         self.original, self.windows, self.device, self.progress = model, windows, default_device(device), progress
         r = self.recipe.ranks
         self.settings = dict(method=factors.method, rule=r.rule, ratio=r.ratio, tolerance=r.tolerance,
@@ -149,7 +155,7 @@ class Stepper:
 # %% ../nbs/15_stepper.ipynb #77cb681d
 def rank_map(stepper:Stepper)->tuple[list[str], Tensor]:
     "Matrix kinds and a (blocks × kinds) tensor of rank / full rank of every layer compressed so far (NaN elsewhere)."
-    kinds = list(dict.fromkeys(name.rsplit('.', 1)[-1] for name in stepper.shapes))
+    kinds = list(dict.fromkeys(layer_kind(name) for name in stepper.shapes))
     grid = torch.full((len(decoder_layers(stepper.original)[1]), len(kinds)), float('nan'))
     for s in stepper.steps: grid[s.block, kinds.index(s.kind)] = s.rank / len(s.sigma)
     return kinds, grid
