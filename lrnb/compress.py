@@ -270,7 +270,7 @@ def plan_compression(model:nn.Module, windows:Tensor|None=None, method:str='whit
                     )->CompressionPlan:
     "Check `compress`'s settings (see there) against the model and the windows, before any work; the plan they make."
     statistics_needed(method, solver)   # raises on an unknown method or solver
-    if unfused := unfuse_experts(model): log.info("took apart the fused experts of %s (one linear per expert)", unfused)
+    unfuse_experts(model)   # fused experts become one linear each (the same outputs)
     if refit and method != 'whitened': raise ValueError(f"refit=True needs method='whitened'; got method={method!r}")
     sequential = sequential or refit
     distill = refine_settings(refine)

@@ -4,15 +4,17 @@
 
 # %% ../nbs/00_lowrank.ipynb #57de3d0d
 from __future__ import annotations
-import importlib, inspect, math
+import importlib, inspect, logging, math
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 import transformers
 from transformers.pytorch_utils import Conv1D
 
+log = logging.getLogger(__name__)
+
 # %% auto #0
-__all__ = ['LINEAR_TYPES', 'MODELING_FILE', 'MODELING_TEMPLATE', 'LowRankLinear', 'dense_weight', 'breakeven_rank',
+__all__ = ['log', 'LINEAR_TYPES', 'MODELING_FILE', 'MODELING_TEMPLATE', 'LowRankLinear', 'dense_weight', 'breakeven_rank',
            'uniform_rank', 'check_ratio', 'factorised_params', 'decoder_layers', 'compressible_linears',
            'parameter_count', 'dense_fused_weights', 'set_module', 'factorise', 'ExpertMLP', 'UnfusedExperts',
            'fused_experts', 'same_experts_output', 'unfuse_experts', 'transformers_classes', 'modeling_source']
@@ -207,6 +209,7 @@ def unfuse_experts(model:nn.Module)->list[str]:
         if same_experts_output(fused, unfused):
             set_module(model, name, unfused)
             done.append(name)
+    if done: log.info("took apart the fused experts of %s (one linear per expert)", done)
     return done
 
 # %% ../nbs/00_lowrank.ipynb #a6581389

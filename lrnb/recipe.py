@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 import torch
 from torch import nn, Tensor
-from .lowrank import (LowRankLinear, check_ratio, compressible_linears, dense_fused_weights, dense_weight, unfuse_experts, factorised_params,
-                          parameter_count, set_module)
+from .lowrank import (LowRankLinear, check_ratio, compressible_linears, dense_fused_weights, dense_weight, factorised_params,
+                          parameter_count, set_module, unfuse_experts)
 from .stats import world
 from .decompose import Decomposition, svd_decomposition
 from .compress import CompressionReport, compress, statistics_needed, uniform_ranks
@@ -359,7 +359,7 @@ def run_recipe(model:nn.Module,             # a causal LM, compressed in place
     "Run every stage of `recipe` on `model`, in order; the model's config keeps its ranks and the recipe."
     recipe = as_recipe(recipe)
     check_run(recipe, offload, world()[1])
-    if unfused := unfuse_experts(model): log.info("took apart the fused experts of %s (one linear per expert)", unfused)
+    unfuse_experts(model)   # fused experts become one linear each (the same outputs)
     fused = dense_fused_weights(model)
     if fused:
         log.warning("%d weights inside the blocks belong to no linear layer and stay dense (%s): lrnb compresses nn.Linear/Conv1D "
