@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_lowrank.ipynb #57de3d0d
 from __future__ import annotations
-import importlib, inspect, logging, math
+import functools, importlib, inspect, logging, math, re
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
@@ -15,9 +15,10 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'LINEAR_TYPES', 'MODELING_FILE', 'MODELING_TEMPLATE', 'LowRankLinear', 'dense_weight', 'breakeven_rank',
-           'uniform_rank', 'check_ratio', 'factorised_params', 'decoder_layers', 'compressible_linears',
-           'parameter_count', 'dense_fused_weights', 'set_module', 'factorise', 'ExpertMLP', 'UnfusedExperts',
-           'fused_experts', 'same_experts_output', 'unfuse_experts', 'transformers_classes', 'modeling_source']
+           'uniform_rank', 'check_ratio', 'factorised_params', 'decoder_layers', 'class_source', 'reads_weight',
+           'linear_layers', 'compressible_linears', 'weight_readers', 'parameter_count', 'dense_fused_weights',
+           'set_module', 'factorise', 'ExpertMLP', 'UnfusedExperts', 'fused_experts', 'same_experts_output',
+           'unfuse_experts', 'make_compressible', 'transformers_classes', 'modeling_source']
 
 # %% ../nbs/00_lowrank.ipynb #c58082fb
 class LowRankLinear(nn.Module):
@@ -96,16 +97,43 @@ def decoder_layers(model:nn.Module)->tuple[str, nn.ModuleList]:
     if not lists: raise ValueError(f"model must contain a list of transformer blocks; {type(model).__name__} has no nn.ModuleList")
     return max(lists, key=lambda o: sum(p.numel() for p in o[1].parameters()))
 
+@functools.cache
+def class_source(cls:type)->str:
+    "Source text of `cls` and of the classes it extends, torch's own left out ('' where none can be read)."
+    texts = []
+    for c in cls.__mro__:
+        if c is object or c.__module__.startswith('torch.'): continue
+        try: texts.append(inspect.getsource(c))
+        except (OSError, TypeError): pass
+    return '\n'.join(texts)
+
+def reads_weight(module:nn.Module, name:str)->bool:
+    "Whether the module holding the linear `name` (inside `module`) reads `self.<linear>.weight` in its own code."
+    parent, _, child = name.rpartition('.')
+    owner = module.get_submodule(parent) if parent else module
+    return re.search(rf"self\.{re.escape(child)}\.weight\b", class_source(type(owner))) is not None
+
+def linear_layers(module:nn.Module, prefix:str='')->dict[str, nn.Module]:
+    "Every `nn.Linear`/`Conv1D` inside `module` that factors can stand in for, by name after `prefix`, in forward order."
+    return {'.'.join(s for s in (prefix, name) if s): mod for name, mod in module.named_modules()
+            if isinstance(mod, LINEAR_TYPES) and not reads_weight(module, name)}
+
 def compressible_linears(model:nn.Module)->dict[str, nn.Module]:
-    "Every `nn.Linear`/`Conv1D` inside the model's blocks, by full module name, in forward order."
+    "Every `nn.Linear`/`Conv1D` inside the model's blocks that factors can stand in for, by full module name, in forward order."
     prefix, blocks = decoder_layers(model)
-    found = {f"{prefix}.{name}": mod for name, mod in blocks.named_modules() if isinstance(mod, LINEAR_TYPES)}
+    found = linear_layers(blocks, prefix)
     if not found: raise ValueError(f"model must have linear layers to compress; none found in {type(model).__name__}.{prefix}")
     return found
+
+def weight_readers(model:nn.Module)->list[str]:
+    "Linears inside the model's blocks whose module reads their weight itself: they stay dense."
+    prefix, blocks = decoder_layers(model)
+    return [f"{prefix}.{name}" for name, mod in blocks.named_modules() if isinstance(mod, LINEAR_TYPES) and reads_weight(blocks, name)]
 
 def parameter_count(model:nn.Module)->int:
     "Number of parameters, tied ones counted once."
     return sum(p.numel() for p in model.parameters())
+
 
 # %% ../nbs/00_lowrank.ipynb #5c28e247
 def dense_fused_weights(model:nn.Module)->dict[str, tuple[int, ...]]:
@@ -211,6 +239,20 @@ def unfuse_experts(model:nn.Module)->list[str]:
             done.append(name)
     if done: log.info("took apart the fused experts of %s (one linear per expert)", done)
     return done
+
+def make_compressible(model:nn.Module)->list[str]:
+    "`unfuse_experts`, then warn about the weights inside the blocks that stay dense; returns their names."
+    unfuse_experts(model)
+    fused, read = dense_fused_weights(model), weight_readers(model)
+    def some(names): return ', '.join(names[:3]) + (', ...' if len(names) > 3 else '')
+    if fused:
+        log.warning("%d weights inside the blocks belong to no linear layer and stay dense (%s): lrnb compresses nn.Linear/"
+                    "Conv1D layers and experts laid out as [gate; up] and down (see `unfuse_experts`)", len(fused),
+                    some([f"{n} {tuple(s)}" for n, s in fused.items()]))
+    if read:
+        log.warning("%d linears stay dense because their module reads their weight itself instead of calling them (%s): "
+                    "factors cannot stand in for them (see `reads_weight`)", len(read), some(read))
+    return list(fused) + read
 
 # %% ../nbs/00_lowrank.ipynb #a6581389
 MODELING_FILE = 'modeling_lrnb.py'

@@ -173,7 +173,7 @@ def load_model(name_or_path:str|Path=DEFAULT_MODEL, # 'smollm2', a Hub name, or 
     return model.eval(), tokenizer
 
 # %% ../nbs/01_models.ipynb #a1ef41da
-TINY_ARCHS = ('llama', 'qwen2', 'gpt2', 'opt', 'mixtral', 'qwen2_moe')
+TINY_ARCHS = ('llama', 'qwen2', 'gpt2', 'opt', 'mixtral', 'qwen2_moe', 'mamba', 'mamba2')
 
 def byte_tokenizer()->PreTrainedTokenizerFast:
     "A byte-level tokenizer: one token per UTF-8 byte, id 256 for end of text."
@@ -207,6 +207,12 @@ def tiny_config(arch:str)->AutoConfig:
                                     shared_expert_intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
                                     num_key_value_heads=2, num_experts=4, num_experts_per_tok=2,
                                     max_position_embeddings=256, **common)
+    if arch == 'mamba':   # state-space: a selective scan between in_proj and out_proj
+        return AutoConfig.for_model('mamba', hidden_size=64, state_size=8, expand=2, conv_kernel=4, num_hidden_layers=2,
+                                    **common)
+    if arch == 'mamba2':
+        return AutoConfig.for_model('mamba2', hidden_size=64, state_size=8, expand=2, num_heads=8, head_dim=16,
+                                    n_groups=1, conv_kernel=4, num_hidden_layers=2, **common)
     raise ValueError(f"arch must be one of {TINY_ARCHS}; got {arch!r}")
 
 def tiny_model(arch:str, # one of TINY_ARCHS

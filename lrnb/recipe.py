@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 import torch
 from torch import nn, Tensor
-from .lowrank import (LowRankLinear, check_ratio, compressible_linears, dense_fused_weights, dense_weight, factorised_params,
-                          parameter_count, set_module, unfuse_experts)
+from .lowrank import (LowRankLinear, check_ratio, compressible_linears, dense_weight, factorised_params, make_compressible,
+                          parameter_count, set_module)
 from .stats import world
 from .decompose import Decomposition, svd_decomposition
 from .compress import CompressionReport, compress, statistics_needed, uniform_ranks
@@ -359,12 +359,7 @@ def run_recipe(model:nn.Module,             # a causal LM, compressed in place
     "Run every stage of `recipe` on `model`, in order; the model's config keeps its ranks and the recipe."
     recipe = as_recipe(recipe)
     check_run(recipe, offload, world()[1])
-    unfuse_experts(model)   # fused experts become one linear each (the same outputs)
-    fused = dense_fused_weights(model)
-    if fused:
-        log.warning("%d weights inside the blocks belong to no linear layer and stay dense (%s): lrnb compresses nn.Linear/Conv1D "
-                    "layers and experts laid out as [gate; up] and down (see `unfuse_experts`)", len(fused),
-                    ', '.join(f"{n} {tuple(s)}" for n, s in list(fused.items())[:2]) + (', ...' if len(fused) > 2 else ''))
+    make_compressible(model)   # fused experts taken apart; what stays dense is named
     start = time.perf_counter()
     shapes = {name: tuple(dense_weight(m).shape) for name, m in compressible_linears(model).items()}
     params_before = parameter_count(model)

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 from torch import nn, Tensor
 import logging
-from .lowrank import LINEAR_TYPES, UnfusedExperts, decoder_layers, dense_weight
+from .lowrank import UnfusedExperts, decoder_layers, dense_weight, linear_layers
 from .models import default_device
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def block_statistics(block:nn.Module,          # one transformer block
                     )->tuple[dict[str, ActivationStats], list[BlockInput]]:
     "Input statistics of every linear in `block` (one shared object per distinct input), and the block's outputs."
     if grams not in GRAMS: raise ValueError(f"grams must be one of {GRAMS}; got {grams!r}")
-    linears = {(f"{prefix}.{name}" if prefix else name): mod for name, mod in block.named_modules() if isinstance(mod, LINEAR_TYPES)}
+    linears = linear_layers(block, prefix)
     routes = expert_routes(block, prefix)
     narrow = {label for label, mod in linears.items() if grams == 'cheapest' and dense_weight(mod).shape[0] < dense_weight(mod).shape[1]}
     stats, owners, first_batch, batch = {}, set(), {}, {}

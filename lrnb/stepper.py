@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torch import nn, Tensor
-from .lowrank import compressible_linears, decoder_layers, dense_weight, factorised_params, set_module, unfuse_experts
+from .lowrank import compressible_linears, decoder_layers, dense_weight, factorised_params, make_compressible, set_module
 from .models import default_device
 from .compress import METHODS, compressed_layers, plan_compression
 from .pareto import RULES
@@ -60,7 +60,7 @@ class Stepper:
         if not isinstance(factors, Factors):
             raise ValueError("the stepper steps through a factors stage, block by block: recipe stage 2 must be factors; got spectrum")
         check_run(self.recipe)
-        unfuse_experts(model)   # fused experts become one linear each (the same outputs)
+        make_compressible(model)   # fused experts taken apart; what stays dense is named
         self.original, self.windows, self.device, self.progress = model, windows, default_device(device), progress
         r = self.recipe.ranks
         self.settings = dict(method=factors.method, rule=r.rule, ratio=r.ratio, tolerance=r.tolerance,
