@@ -14,11 +14,12 @@ from transformers.pytorch_utils import Conv1D
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'LINEAR_TYPES', 'MODELING_FILE', 'MODELING_TEMPLATE', 'LowRankLinear', 'dense_weight', 'breakeven_rank',
-           'uniform_rank', 'check_ratio', 'factorised_params', 'decoder_layers', 'class_source', 'reads_weight',
-           'linear_layers', 'compressible_linears', 'weight_readers', 'parameter_count', 'dense_fused_weights',
-           'set_module', 'factorise', 'ExpertMLP', 'UnfusedExperts', 'fused_experts', 'same_experts_output',
-           'unfuse_experts', 'make_compressible', 'transformers_classes', 'modeling_source']
+__all__ = ['log', 'LINEAR_TYPES', 'MODELING_FILE', 'MODELING_TEMPLATE', 'PORTABLE_HEADS', 'LowRankLinear', 'dense_weight',
+           'breakeven_rank', 'uniform_rank', 'check_ratio', 'factorised_params', 'decoder_layers', 'class_source',
+           'reads_weight', 'linear_layers', 'compressible_linears', 'weight_readers', 'parameter_count',
+           'dense_fused_weights', 'set_module', 'factorise', 'ExpertMLP', 'UnfusedExperts', 'fused_experts',
+           'same_experts_output', 'unfuse_experts', 'make_compressible', 'transformers_classes', 'portable_classes',
+           'modeling_source']
 
 # %% ../nbs/00_lowrank.ipynb #c58082fb
 class LowRankLinear(nn.Module):
@@ -262,7 +263,7 @@ MODELING_TEMPLATE = '''\
 
 Experts modules named in `config.lrnb["experts"]` hold one linear per expert instead of fused 3-D weights.
 
-Needs only torch and transformers: `AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)`.
+Needs only torch and transformers: `{auto_class}.from_pretrained(folder, trust_remote_code=True)`.
 """
 from __future__ import annotations
 import torch
@@ -280,7 +281,7 @@ class LrnbConfig({config_class}):
     model_type = "lrnb"
 
 
-class LrnbForCausalLM({model_class}):
+class {lrnb_class}({model_class}):
     config_class = LrnbConfig
 
     def __init__(self, config):
@@ -320,11 +321,24 @@ def transformers_classes(model:nn.Module)->tuple[str, str]:
         names.append(base.__name__)
     return tuple(names)
 
+PORTABLE_HEADS = {'AutoModelForCausalLM': ('MODEL_FOR_CAUSAL_LM_MAPPING_NAMES', 'LrnbForCausalLM'),
+                  'AutoModel': ('MODEL_MAPPING_NAMES', 'LrnbModel')}
+
+def portable_classes(model_class:str)->tuple[str, str]:
+    "The Auto class a user loads `model_class` with (causal LM or bare model, e.g. an encoder) and the folder's class."
+    from transformers.models.auto import modeling_auto
+    for auto, (mapping, ours) in PORTABLE_HEADS.items():
+        if model_class in getattr(modeling_auto, mapping).values(): return auto, ours
+    raise ValueError(f"model_class must be a causal LM or a bare model (loaded by {' or '.join(PORTABLE_HEADS)}) to be "
+                     f"saved as a portable folder; got {model_class!r}: save its base model (e.g. `model.base_model`)")
+
 def modeling_source(config_class:str, # transformers config class the folder's config extends, e.g. 'LlamaConfig'
-                    model_class:str,  # transformers model class it extends, e.g. 'LlamaForCausalLM'
+                    model_class:str,  # transformers model class it extends, e.g. 'LlamaForCausalLM' or 'BertModel'
                    )->str:
     "Text of the `modeling_lrnb.py` that lets transformers alone rebuild a factorised `model_class`."
     lowrank = importlib.import_module('lrnb.lowrank')   # the package's file: a notebook's class has no source
     experts = '\n\n'.join(inspect.getsource(c) for c in (lowrank.ExpertMLP, lowrank.UnfusedExperts))
-    return MODELING_TEMPLATE.format(config_class=config_class, model_class=model_class,
-                                    layer=inspect.getsource(lowrank.LowRankLinear), experts=experts)
+    auto_class, lrnb_class = portable_classes(model_class)
+    return MODELING_TEMPLATE.format(config_class=config_class, model_class=model_class, auto_class=auto_class,
+                                    lrnb_class=lrnb_class, layer=inspect.getsource(lowrank.LowRankLinear),
+                                    experts=experts)

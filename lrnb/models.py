@@ -9,13 +9,13 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
-from .lowrank import ExpertMLP, LowRankLinear, MODELING_FILE, UnfusedExperts, modeling_source
+from .lowrank import ExpertMLP, LowRankLinear, MODELING_FILE, UnfusedExperts, modeling_source, portable_classes
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DEFAULT_MODEL', 'LRNB_AUTO_MAP', 'OURS', 'TINY_ARCHS', 'default_device', 'cache_dir', 'smollm2_gguf',
-           'smollm2_folder', 'atomic_folder', 'atomic_write', 'portable_config', 'check_modeling_file',
+__all__ = ['log', 'DEFAULT_MODEL', 'OURS', 'TINY_ARCHS', 'default_device', 'cache_dir', 'smollm2_gguf', 'smollm2_folder',
+           'atomic_folder', 'atomic_write', 'lrnb_auto_map', 'portable_config', 'check_modeling_file',
            'check_weight_files', 'load_model', 'byte_tokenizer', 'tiny_config', 'tiny_model']
 
 # %% ../nbs/01_models.ipynb #4a8e1fa5
@@ -104,8 +104,10 @@ def atomic_write(path:str|Path, # the file to write
         raise
 
 # %% ../nbs/01_models.ipynb #d4ee9195
-LRNB_AUTO_MAP = {'AutoConfig': f'{MODELING_FILE[:-3]}.LrnbConfig',
-                 'AutoModelForCausalLM': f'{MODELING_FILE[:-3]}.LrnbForCausalLM'}
+def lrnb_auto_map(model_class:str)->dict[str, str]:
+    "A portable folder's `auto_map`: the Auto classes that load `model_class`, pointed at the folder's modeling file."
+    auto_class, lrnb_class = portable_classes(model_class)
+    return {'AutoConfig': f'{MODELING_FILE[:-3]}.LrnbConfig', auto_class: f'{MODELING_FILE[:-3]}.{lrnb_class}'}
 
 def portable_config(config:dict,         # a compressed model's config.json, with its `lrnb` entry
                     config_class:str,    # the transformers config class it extends, e.g. 'LlamaConfig'
@@ -114,15 +116,16 @@ def portable_config(config:dict,         # a compressed model's config.json, wit
                    )->dict:
     "`config` as a portable folder's config.json: `model_type: lrnb` and an `auto_map` to the folder's modeling file."
     base = {'model_type': base_model_type, 'config_class': config_class, 'model_class': model_class}
-    return {**config, 'model_type': 'lrnb', 'architectures': ['LrnbForCausalLM'], 'auto_map': LRNB_AUTO_MAP,
-            'lrnb': {**config['lrnb'], 'base': base}}
+    return {**config, 'model_type': 'lrnb', 'architectures': [portable_classes(model_class)[1]],
+            'auto_map': lrnb_auto_map(model_class), 'lrnb': {**config['lrnb'], 'base': base}}
 
 def check_modeling_file(folder:Path, config:dict):
     "Raise unless `folder`'s modeling file and `auto_map` are exactly what lrnb writes for the recorded architecture."
     base = config['lrnb'].get('base') or {}
-    expected = modeling_source(base['config_class'], base['model_class']) if base.keys() >= {'config_class', 'model_class'} else None
+    known = base.keys() >= {'config_class', 'model_class'}
+    expected = modeling_source(base['config_class'], base['model_class']) if known else None
     found = (folder / MODELING_FILE).read_text() if (folder / MODELING_FILE).exists() else None
-    if found is None or config.get('auto_map') != LRNB_AUTO_MAP or found != expected:
+    if found is None or not known or config.get('auto_map') != lrnb_auto_map(base['model_class']) or found != expected:
         raise ValueError(f"model folder {str(folder)!r}: {MODELING_FILE} or config.json's auto_map is missing or is not "
                          f"what lrnb writes for {base.get('model_class', 'its architecture')}, so lrnb will not run it "
                          f"(an edited folder, or one written by another lrnb version): re-save the model with lrnb, "

@@ -10,7 +10,7 @@ from torch import nn
 import transformers
 from transformers import CONFIG_MAPPING
 from .models import atomic_folder, portable_config
-from .lowrank import LowRankLinear, MODELING_FILE, UnfusedExperts, modeling_source, transformers_classes
+from .lowrank import LowRankLinear, MODELING_FILE, UnfusedExperts, modeling_source, portable_classes, transformers_classes
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ def save_pretrained(model:nn.Module,  # original or compressed causal LM
     experts = [n for n, m in model.named_modules() if isinstance(m, UnfusedExperts)]   # one linear per expert
     portable = bool(lowrank or experts)
     classes = transformers_classes(model) if portable else None
+    if portable: portable_classes(classes[1])   # raises, before anything is written, for a head no Auto class loads
     with atomic_folder(folder) as tmp:
         model.save_pretrained(tmp, max_shard_size=max_shard_size, save_original_format=not portable)
         tokenizer.save_pretrained(tmp)

@@ -37,9 +37,10 @@ class LayerStep:
     def kind(self)->str: return layer_kind(self.name)
 
 def layer_kind(name:str)->str:
-    "A layer's label in a block: its last name part ('q_proj'), with the expert's number inside experts ('experts.3.up_proj')."
+    "A layer's label: its name inside its block ('self_attn.q_proj', 'mlp.experts.3.up_proj', 'attention.output.dense')."
     parts = name.split('.')
-    return '.'.join(parts[-3:]) if len(parts) >= 3 and parts[-3] == 'experts' else parts[-1]
+    block = next((i for i, part in enumerate(parts) if part.isdigit()), -1)   # the first number is the block's
+    return '.'.join(parts[block + 1:])
 
 def block_index(name:str, prefix:str)->int:
     "Index of the decoder block holding layer `name` (`prefix` names the block list, e.g. 'model.layers')."
