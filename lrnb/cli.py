@@ -137,7 +137,7 @@ def lrnb_compress(
     max_shard_size:str='5GB',    # largest weights file of the saved folder (bigger models are sharded)
     json:store_true=False,       # print one JSON object instead of a table
 ):
-    "Compress a causal LM's decoder linears by a recipe of stages, report before/after and save it."
+    "Compress a model's block linears by a recipe of stages, report before/after and save it (perplexity: causal LMs)."
     flags = {k: v for k, v in locals().items() if k in STAGE_FLAGS}
     if recipe is not None:
         given = [f"--{k}" for k, v in flags.items() if v != inspect.signature(lrnb_compress).parameters[k].default]
@@ -161,12 +161,16 @@ def lrnb_compress(
     with user_errors():
         home = torch.device('cpu') if offload else device   # where the model lives (and is evaluated)
         net, tok = load_model(model, dtype=torch_dtype, device=home)
+        language_model = net.get_output_embeddings() is not None   # an encoder has no next token to score
+        if not language_model and SELF in text_sources(text):
+            raise ValueError(f"text 'self' samples calibration text from the model; {model} is not a language model")
         n_val = max(1, math.ceil(e2e[0].val_fraction * n_windows)) if e2e else 0   # e2e: validation windows no stage sees
         calset = calibration_windows(net, tok, text, seq_len, n_windows + n_val, seed, temperature=temperature, top_p=top_p,
                                      batch_size=batch_size, device=home)   # 'self' samples where the model lives
         calib = calset.windows
         calib, val = calib[:len(calib) - n_val], (calib[len(calib) - n_val:] if n_val else None)
-        held = token_windows(tok, load_texts(eval_text or evaluation_source(text), 'evaluation'), seq_len, eval_windows, seed) if eval_windows else None
+        scored = eval_windows and language_model
+        held = token_windows(tok, load_texts(eval_text or evaluation_source(text), 'evaluation'), seq_len, eval_windows, seed) if scored else None
         shared = shared_spans(calset.windows, held) if held is not None else 0
         if shared: log.warning("%d spans of 32 evaluation tokens also occur in the calibration windows: the perplexity is not held-apart", shared)
         before = evaluate(net, held, batch_size, home) if held is not None else None
@@ -181,7 +185,7 @@ def lrnb_compress(
             atomic_write(folder / SELF_TEXT, lambda tmp: Path(tmp).write_text('\n\n'.join(tok.batch_decode(calset.generated.windows))))
         if checkpoint is not None and folder_default: shutil.rmtree(checkpoint, ignore_errors=True)   # the model is saved: nothing to resume
     stage_reports = dict(report.stages)   # the last of each kind
-    result = dict(model=model, recipe=rec.data(), device=str(device), offload=offload, checkpoint=checkpoint and str(checkpoint),
+    result = dict(model=model, language_model=language_model, recipe=rec.data(), device=str(device), offload=offload, checkpoint=checkpoint and str(checkpoint),
                   resumed_blocks=report.resumed_blocks, calibration_windows=len(calib), validation_windows=n_val, seq_len=seq_len,
                   calibration_sources=calset.counts, shared_eval_spans=shared,
                   generation=calset.generated and dict(calset.generated.settings, seconds=calset.generated.seconds,
@@ -203,6 +207,7 @@ def lrnb_compress(
     print(f"lrnb: {model} by the recipe {steps_said}, {report.linear_ratio:.1%} of decoder-linear parameters removed; "
           f"calibration {len(calib)} x {seq_len} tokens of {text!r}"
           + (f"; evaluation {len(held)} x {seq_len} held-apart tokens of {eval_text or evaluation_source(text)!r}" if held is not None else ''))
+    if not language_model: print(f"perplexity: not measured, {type(net).__name__} has no language-model head")
     if calset.generated is not None:
         print(f"calibration: {calset.counts[SELF]} windows sampled from the model at {calset.generated.tokens_per_second:,.0f} tokens/s "
               f"(temperature {temperature}, top_p {top_p}), readable in {Path(folder) / SELF_TEXT}")

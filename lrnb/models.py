@@ -8,7 +8,7 @@ import importlib.util, json, logging, os, shutil, tempfile
 from pathlib import Path
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 from .lowrank import ExpertMLP, LowRankLinear, MODELING_FILE, UnfusedExperts, modeling_source, portable_classes
 
 log = logging.getLogger(__name__)
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'DEFAULT_MODEL', 'OURS', 'TINY_ARCHS', 'default_device', 'cache_dir', 'smollm2_gguf', 'smollm2_folder',
            'atomic_folder', 'atomic_write', 'lrnb_auto_map', 'portable_config', 'check_modeling_file',
-           'check_weight_files', 'load_model', 'byte_tokenizer', 'tiny_config', 'tiny_model']
+           'check_weight_files', 'auto_class', 'load_model', 'byte_tokenizer', 'tiny_config', 'tiny_model']
 
 # %% ../nbs/01_models.ipynb #4a8e1fa5
 def default_device(device:str|torch.device|None=None)->torch.device:
@@ -146,12 +146,19 @@ def check_weight_files(folder:Path):
 
 OURS = {c.__name__: c for c in (LowRankLinear, ExpertMLP, UnfusedExperts)}   # the classes a modeling file copies
 
+def auto_class(config:dict)->type:
+    "The Auto class for a folder's config.json: `AutoModelForCausalLM`, or `AutoModel` for a bare model (an encoder)."
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+    base = ((config.get('lrnb') or {}).get('base') or {}).get('model_class')
+    names = [base] if base else config.get('architectures') or []
+    return AutoModel if names and names[0] in MODEL_MAPPING_NAMES.values() else AutoModelForCausalLM
+
 def load_model(name_or_path:str|Path=DEFAULT_MODEL, # 'smollm2', a Hub name, or a local folder
                dtype:torch.dtype=torch.float32,     # parameter dtype
                device:str|torch.device|None=None,  # None: cuda if available, else cpu
                device_map:str|dict|None=None,       # passed to from_pretrained instead of `device` (e.g. 'auto')
               )->tuple[nn.Module, PreTrainedTokenizerFast]:
-    "A causal LM and its tokenizer: the default SmolLM2, a Hub model, a local folder or an lrnb-compressed folder."
+    "A model and its tokenizer: the default SmolLM2, a Hub model, a local folder or an lrnb-compressed folder (a causal LM; a bare model such as a sentence encoder where config.json names one)."
     path = smollm2_folder() if str(name_or_path) == DEFAULT_MODEL else name_or_path
     config_file = Path(path) / 'config.json'
     if Path(path).is_dir() and not config_file.exists():
@@ -169,7 +176,7 @@ def load_model(name_or_path:str|Path=DEFAULT_MODEL, # 'smollm2', a Hub name, or 
     if Path(path).is_dir() and not any(Path(path).glob('*.bin')): check_weight_files(Path(path))
     if device_map is None: device = default_device(device)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=portable)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map=device_map, trust_remote_code=portable)
+    model = auto_class(config).from_pretrained(path, dtype=dtype, device_map=device_map, trust_remote_code=portable)
     for layer in model.modules():
         if type(layer).__name__ in OURS: layer.__class__ = OURS[type(layer).__name__]   # the folder's copy of ours
     if device_map is None: model.to(device)
