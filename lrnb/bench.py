@@ -112,6 +112,8 @@ BENCH_RECIPES = {   # name -> the recipe it runs; each row sets the ranks stage'
     'greedy+refit+distill':  [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}},
                               {'distill': {'matrices': ['o_proj', 'down_proj']}}],
     'greedy+refit+e2e':      [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}}, {'e2e': {}}],  # every factor trained jointly
+    'greedy+refit+e2e-top64': [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}},
+                               {'e2e': {'teacher_top_k': 64}}],   # the same against the original's 64 likeliest tokens
 }
 RECIPE_FILES = ('.yaml', '.yml', '.json')
 

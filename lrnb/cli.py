@@ -63,7 +63,8 @@ def recipe_from_flags(method:str='whitened', ratio:float=0.2, ranks:str='uniform
                       sequential:bool=False, refit:bool=False, solver:str='svd', steps:int=30, lr:float=0.05,
                       train_windows:int=16, train_batch_size:int=2, refine:str|None=None, distill_mode:str='student',
                       distill_steps:int=64, distill_lr:float=3e-4, distill_tokens:int=512, distill_matrices:str|None=None,
-                      e2e_steps:int=100, e2e_lr:float=1e-4, e2e_batch_size:int=2, seed:int=0)->Recipe:
+                      e2e_steps:int=100, e2e_lr:float=1e-4, e2e_batch_size:int=2, e2e_top_k:int=None,
+                      seed:int=0)->Recipe:
     "The recipe `lrnb_compress`'s stage flags describe: ranks, factors (or spectrum for `--method spectrum`), `--refine`'s stages."
     if method not in METHODS + ('spectrum',): raise ValueError(f"--method must be one of {METHODS + ('spectrum',)}; got {method!r}")
     if method == 'spectrum' and (sequential or refit or solver != 'svd'):
@@ -79,7 +80,8 @@ def recipe_from_flags(method:str='whitened', ratio:float=0.2, ranks:str='uniform
         elif name == 'distill': stages.append({'distill': dict(mode=distill_mode, steps=distill_steps, lr=distill_lr,
                                                                batch_tokens=distill_tokens,
                                                                matrices=distill_matrices and distill_matrices.split())})
-        elif name == 'e2e': stages.append({'e2e': dict(steps=e2e_steps, lr=e2e_lr, batch_size=e2e_batch_size, seed=seed)})
+        elif name == 'e2e': stages.append({'e2e': dict(steps=e2e_steps, lr=e2e_lr, batch_size=e2e_batch_size,
+                                                       teacher_top_k=e2e_top_k, seed=seed)})
         else: raise ValueError(f"--refine must name refinements among {REFINEMENTS}, in order (e.g. 'spectrum distill'); got {refine!r}")
     return Recipe(stages)
 
@@ -89,7 +91,7 @@ SELF_TEXT = 'calibration_self.txt'   # the model's own calibration samples, save
 
 STAGE_FLAGS = ('method', 'ratio', 'ranks', 'tolerance', 'weighting', 'min_rank', 'sensitivity_windows', 'alpha', 'sequential',
                'refit', 'solver', 'steps', 'lr', 'train_windows', 'train_batch_size', 'refine', 'distill_mode', 'distill_steps',
-               'distill_lr', 'distill_tokens', 'distill_matrices', 'e2e_steps', 'e2e_lr', 'e2e_batch_size')
+               'distill_lr', 'distill_tokens', 'distill_matrices', 'e2e_steps', 'e2e_lr', 'e2e_batch_size', 'e2e_top_k')
 
 @call_parse
 def lrnb_compress(
@@ -128,6 +130,7 @@ def lrnb_compress(
     e2e_steps:int=100,           # e2e: AdamW steps
     e2e_lr:float=1e-4,           # e2e: peak learning rate (warm-up, then cosine to 0)
     e2e_batch_size:int=2,        # e2e: windows per step
+    e2e_top_k:int=None,          # e2e: keep the original's k likeliest next tokens, computed once, instead of a copy of it
     dtype:str='float32',         # float32, bfloat16 or float16
     device:str=None,             # e.g. cpu, cuda, cuda:1 (default: cuda if available)
     seed:int=0,                  # calibration/evaluation window seed

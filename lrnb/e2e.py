@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'EndToEnd', 'split_sizes', 'split_windows', 'shared_windows', 'refinement_windows', 'next_token_kl', 'batch_kl',
-           'validation_kl', 'trainable_parameters', 'training_only', 'window_batches', 'EndToEndReport',
-           'refine_end_to_end']
+           'validation_kl', 'TopKTargets', 'top_k_kl', 'trainable_parameters', 'training_only', 'window_batches',
+           'EndToEndReport', 'refine_end_to_end', 'teacher_targets']
 
 # %% ../nbs/18_e2e.ipynb #419b4b29
 @dataclass
@@ -39,6 +39,7 @@ class EndToEnd:
     max_grad_norm: float|None = 1.0  # gradient-norm clipping (None: none)
     norms: bool = False              # also train the normalisation layers' weights
     checkpointing: bool = True       # recompute each block in the backward pass
+    teacher_top_k: int|None = None   # keep the teacher's k likeliest next tokens, computed once (None: run it each step)
     seed: int = 0                    # seed of the window order
 
     def __post_init__(self):
@@ -63,6 +64,8 @@ class EndToEnd:
              "None or a finite number > 0")
         need('norms', isinstance(self.norms, bool), "True or False")
         need('checkpointing', isinstance(self.checkpointing, bool), "True or False")
+        need('teacher_top_k', self.teacher_top_k is None
+             or whole(self.teacher_top_k) and self.teacher_top_k >= 1, "None or an integer >= 1")
         need('seed', whole(self.seed), "an integer")
 
     def lr_factor(self, step:int)->float:
@@ -129,28 +132,71 @@ def next_token_kl(student_logits:Tensor, # (..., vocab) of the model being train
     t = F.log_softmax(teacher_logits.float(), dim=-1).flatten(0, -2)
     return F.kl_div(s, t, log_target=True, reduction='batchmean')
 
-def batch_kl(model:nn.Module,   # the student
-             teacher:nn.Module, # the original
-             ids:Tensor,        # (B, seq_len) token ids on the models' device
+def batch_kl(model:nn.Module,                 # the student
+             teacher:nn.Module|TopKTargets,   # the original, or its top-k targets (below)
+             ids:Tensor,                      # (B, seq_len) token ids on the models' device
+             rows:Tensor|None=None,           # with targets: the rows of `teacher.windows` that `ids` are
             )->Tensor:
     "KL(teacher ‖ student) per position on one batch, with the student's gradients."
+    logits = model(input_ids=ids, use_cache=False).logits
+    if isinstance(teacher, TopKTargets):
+        return top_k_kl(logits, teacher.logp[rows].to(ids.device), teacher.index[rows].to(ids.device))
     with torch.no_grad(): target = teacher(input_ids=ids, use_cache=False).logits
-    return next_token_kl(model(input_ids=ids, use_cache=False).logits, target)
+    return next_token_kl(logits, target)
 
 @torch.no_grad()
-def validation_kl(model:nn.Module,    # the student
-                  teacher:nn.Module,  # the original
-                  windows:Tensor,     # (N, seq_len) validation token ids
-                  batch_size:int=2,   # windows per forward pass
-                  device=None,        # None: cuda if available, else cpu
+def validation_kl(model:nn.Module,               # the student
+                  teacher:nn.Module|TopKTargets, # the original, or its top-k targets
+                  windows:Tensor,                # (N, seq_len) validation token ids
+                  batch_size:int=2,              # windows per forward pass
+                  device=None,                   # None: cuda if available, else cpu
+                  first_row:int=0,               # with targets: the row of `teacher.windows` that `windows` start at
                  )->float:
     "KL(teacher ‖ student) per position over `windows`."
     device = default_device(device)
     total = 0.0
     for i in range(0, len(windows), batch_size):
         ids = windows[i:i + batch_size].to(device)
-        total += batch_kl(model, teacher, ids).item() * ids.numel()
+        rows = torch.arange(first_row + i, first_row + i + len(ids))
+        total += batch_kl(model, teacher, ids, rows).item() * ids.numel()
     return total / windows.numel()
+
+# %% ../nbs/18_e2e.ipynb #b4ae2f32
+@dataclass
+class TopKTargets:
+    "A teacher's next-token distributions on some windows: each position's k likeliest tokens and their log-probabilities."
+    windows: Tensor   # (N, seq_len) token ids they were computed on
+    logp: Tensor      # (N, seq_len, k) float32 log-probabilities, likeliest first
+    index: Tensor     # (N, seq_len, k) int32 token ids
+
+    @classmethod
+    @torch.no_grad()
+    def of(cls, teacher:nn.Module, windows:Tensor, k:int, batch_size:int=2, device=None)->TopKTargets:
+        "Run `teacher` over `windows` once and keep the top `k` of every position (on the CPU)."
+        device, logps, indices = default_device(device), [], []
+        for i in range(0, len(windows), batch_size):
+            logits = teacher(input_ids=windows[i:i + batch_size].to(device), use_cache=False).logits
+            top = F.log_softmax(logits.float(), dim=-1).topk(min(k, logits.shape[-1]), dim=-1)
+            logps.append(top.values.cpu()); indices.append(top.indices.to(torch.int32).cpu())
+        return cls(windows.cpu(), torch.cat(logps), torch.cat(indices))
+
+    @property
+    def mb(self)->float:
+        "Memory of the targets, in MiB."
+        return (self.logp.numel() * self.logp.element_size() + self.index.numel() * self.index.element_size()) / 2**20
+
+def top_k_kl(student_logits:Tensor, # (..., vocab) of the model being trained
+             logp:Tensor,           # (..., k) the teacher's top-k log-probabilities
+             index:Tensor,          # (..., k) their token ids
+            )->Tensor:
+    "Mean over positions of KL(teacher ‖ student) on the teacher's top-k tokens and the rest merged into one."
+    s = F.log_softmax(student_logits.float(), dim=-1)
+    logq = s.gather(-1, index.long())
+    p = logp.exp()
+    p_rest = (1 - p.sum(-1)).clamp_min(0)
+    q_rest = (1 - logq.exp().sum(-1)).clamp_min(1e-12)
+    rest = torch.where(p_rest > 0, p_rest * (p_rest.clamp_min(1e-12).log() - q_rest.log()), 0.0)
+    return ((p * (logp - logq)).sum(-1) + rest).mean()
 
 # %% ../nbs/18_e2e.ipynb #3ef0eb20
 def trainable_parameters(model:nn.Module, # a compressed model
@@ -218,6 +264,7 @@ class EndToEndReport:
     seconds: float             # wall time of the stage
     peak_memory_mb: float      # GPU: the stage's peak; CPU: the process's peak
     stopped: str|None = None   # why training stopped early, else None
+    teacher_mb: float|None = None  # memory of the teacher's top-k targets (None: the teacher ran each step)
 
     @property
     def val_kl_before(self)->float: return self.val_kls[0]
@@ -231,12 +278,12 @@ class EndToEndReport:
         return {**asdict(self.settings), 'steps_done': len(self.train_losses),
                 'best_step': self.best_step, 'val_kl_before': self.val_kl_before,
                 'val_kl': self.val_kl, 'train_windows': self.train_windows,
-                'val_windows': self.val_windows, 'stopped': self.stopped,
+                'val_windows': self.val_windows, 'stopped': self.stopped, 'teacher_mb': self.teacher_mb,
                 'val_curve': [[s, v] for s, v in zip(self.val_steps, self.val_kls)]}
 
 # %% ../nbs/18_e2e.ipynb #d2f13281
 def refine_end_to_end(model:nn.Module,              # compressed LM, trained in place
-                      teacher:nn.Module,            # the original model
+                      teacher:nn.Module|TopKTargets, # the original model, or its `teacher_targets`
                       windows:Tensor,               # (N, seq_len) calibration ids
                       settings:EndToEnd|None=None,  # None: EndToEnd()
                       exclude:Tensor|None=None,     # windows never to train on
@@ -258,9 +305,16 @@ def refine_end_to_end(model:nn.Module,              # compressed LM, trained in 
                                     s.val_fraction)
     t0, device = time.perf_counter(), default_device(device)
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
-    model.to(device); teacher.to(device).eval()
+    model.to(device)
+    if isinstance(teacher, TopKTargets):
+        if not torch.equal(teacher.windows, torch.cat([train, val]).cpu()):
+            raise ValueError("teacher's top-k targets were computed on other windows than this stage's "
+                             "training and validation windows: make them with teacher_targets(...) and the same arguments")
+    elif s.teacher_top_k is not None:   # once now, and the teacher is not run again
+        teacher = TopKTargets.of(teacher.to(device).eval(), torch.cat([train, val]), s.teacher_top_k, s.batch_size, device)
+    else: teacher.to(device).eval()
     params = trainable_parameters(model, s.norms)
-    def kl(): return validation_kl(model, teacher, val, s.batch_size, device)
+    def kl(): return validation_kl(model, teacher, val, s.batch_size, device, first_row=len(train))
     def copied(): return {k: p.detach().to('cpu', copy=True) for k, p in params.items()}
     opt = torch.optim.AdamW(params.values(), lr=s.lr, weight_decay=s.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, s.lr_factor)
@@ -274,7 +328,8 @@ def refine_end_to_end(model:nn.Module,              # compressed LM, trained in 
         bar = tqdm(range(1, s.steps + 1), desc='e2e', disable=not progress)
         try:
             for step in bar:
-                loss = batch_kl(model, teacher, train[next(batches)].to(device))
+                rows = next(batches)
+                loss = batch_kl(model, teacher, train[rows].to(device), rows)
                 if not torch.isfinite(loss):
                     stopped = f"training loss {loss.item()} at step {step}"; break
                 opt.zero_grad(set_to_none=True); loss.backward()
@@ -297,10 +352,23 @@ def refine_end_to_end(model:nn.Module,              # compressed LM, trained in 
         log.warning("refine_end_to_end: %s", stopped)
     report = EndToEndReport(s, losses, val_steps, val_kls, best_step, len(train),
                             len(val), sum(p.numel() for p in params.values()),
-                            time.perf_counter() - t0, peak_memory_mb(device), stopped)
+                            time.perf_counter() - t0, peak_memory_mb(device), stopped,
+                            teacher.mb if isinstance(teacher, TopKTargets) else None)
     earlier = getattr(model.config, 'lrnb', None) or {}
     model.config.lrnb = {**earlier, 'e2e': report.record()}
     log.info("e2e: validation KL %.4g -> %.4g (step %d of %d kept) in %.0f s",
              report.val_kl_before, report.val_kl, best_step, len(losses),
              report.seconds)
     return report
+
+def teacher_targets(teacher:nn.Module,            # the original model, before compression
+                    windows:Tensor,               # the calibration ids `refine_end_to_end` will get
+                    settings:EndToEnd,            # its settings, with `teacher_top_k`
+                    exclude:Tensor|None=None,     # as `refine_end_to_end`'s
+                    val_windows:Tensor|None=None, # as `refine_end_to_end`'s
+                    device=None,                  # None: cuda if available, else cpu
+                   )->TopKTargets:
+    "The teacher's top-k targets on the windows `refine_end_to_end` will train and validate on: made before compressing, no copy of the model is kept."
+    if settings.teacher_top_k is None: raise ValueError("settings.teacher_top_k must be set (an integer >= 1) to make top-k targets")
+    train, val = refinement_windows(teacher, windows, val_windows, exclude, settings.val_fraction)
+    return TopKTargets.of(teacher, torch.cat([train, val]), settings.teacher_top_k, settings.batch_size, device)

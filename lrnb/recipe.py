@@ -18,7 +18,7 @@ from .compress import CompressionReport, compress, statistics_needed, uniform_ra
 from .pareto import RULES, WEIGHTINGS, Profile, check_tolerance, profile, rank_allocation
 from .spectrum import check_training, learn_spectrum
 from .distill import Distill
-from .e2e import EndToEnd, refine_end_to_end
+from .e2e import EndToEnd, TopKTargets, refine_end_to_end, teacher_targets
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,8 @@ def fused_distill(recipe:Recipe, i:int)->bool:
 
 def needs_original(recipe:Recipe)->bool:
     "Whether a stage needs the original layers after earlier stages replaced them."
-    return any(stage_name(s) == 'e2e' or (i > 1 and stage_name(s) in ('spectrum', 'distill') and not fused_distill(recipe, i))
+    return any(stage_name(s) == 'e2e' and s.teacher_top_k is None
+               or (i > 1 and stage_name(s) in ('spectrum', 'distill') and not fused_distill(recipe, i))
                for i, s in enumerate(recipe.stages))
 
 # %% ../nbs/19_recipes.ipynb #a0308dfe
@@ -323,6 +324,7 @@ def run_refinements(model:nn.Module,        # a compressed causal LM (LowRankLin
                     decompositions:dict|None=None, # full decompositions of the current factors (the factors stage's), if any
                     batch_size:int=8, attention_mask:Tensor|None=None, device=None,
                     val_windows:Tensor|None=None, exclude:Tensor|None=None, seed:int=0, progress:bool=True,
+                    targets:dict[int, TopKTargets]|None=None, # e2e: top-k targets made before compressing, by id of the stage
                    )->list[tuple[str, object]]:
     "Run refinement stages on a compressed model, in order; (stage name, its report) for each."
     originals = compressible_linears(original) if original is not None else {}
@@ -331,14 +333,15 @@ def run_refinements(model:nn.Module,        # a compressed causal LM (LowRankLin
     for stage in stages:
         name = stage_name(stage)
         if name not in REFINEMENTS: raise ValueError(f"stages must be refinements ({', '.join(REFINEMENTS)}); got {name}")
-        if original is None: raise ValueError(f"the {name} stage needs the original model; got original=None")
+        teacher = (targets or {}).get(id(stage), original)
+        if teacher is None: raise ValueError(f"the {name} stage needs the original model; got original=None")
         if name == 'spectrum':
             report = spectrum_stage(model, windows, stage, target, None, shapes, decompositions, originals, batch_size,
                                     device, seed, progress, first=False)
         elif name == 'distill':
             report = distill_stage(model, windows, stage, originals, batch_size, attention_mask, device, progress)
         else:
-            report = refine_end_to_end(model, original, windows, stage, exclude, val_windows, device, progress)
+            report = refine_end_to_end(model, teacher, windows, stage, exclude, val_windows, device, progress)
         done.append((name, report))
         decompositions = None   # the factors changed
     return done
@@ -364,6 +367,9 @@ def run_recipe(model:nn.Module,             # a causal LM, compressed in place
     shapes = {name: tuple(dense_weight(m).shape) for name, m in compressible_linears(model).items()}
     params_before = parameter_count(model)
     original = copy.deepcopy(model) if needs_original(recipe) else None
+    home = next(model.parameters()).device   # e2e's top-k targets: the original's predictions, before any stage
+    targets = {id(s): teacher_targets(model, windows, s, exclude, val_windows, home) for s in recipe.stages
+               if stage_name(s) == 'e2e' and s.teacher_top_k is not None}
     r, first = recipe.ranks, recipe.stages[1]
     ranks, prof = recipe_ranks(model, windows, recipe, batch_size, attention_mask, device, offload, progress)
     done, rest = [('ranks', prof)], recipe.stages[2:]
@@ -383,11 +389,12 @@ def run_recipe(model:nn.Module,             # a causal LM, compressed in place
                                                 {}, batch_size, device, seed, progress, first=True)))
         decompositions = None
     done += run_refinements(model, original, windows, rest, r.ratio, decompositions, batch_size, attention_mask, device,
-                            val_windows, exclude, seed, progress)
+                            val_windows, exclude, seed, progress, targets)
     final = {name: layer.rank for name, layer in lowrank_layers(model).items()}
     if not final: log.warning("nothing was compressed: no layer's rank makes its factors smaller than its dense weight "
                               "(%d layers considered); the model's weights are unchanged", len(shapes))
-    model.config.lrnb = {'ranks': final, 'recipe': recipe.data()}
+    trained = [r.record() for name, r in done if name == 'e2e']   # the last end-to-end stage's record (its curve)
+    model.config.lrnb = {'ranks': final, 'recipe': recipe.data(), **({'e2e': trained[-1]} if trained else {})}
     now = dict(model.named_modules())
     linear_after = sum(factorised_params(*shapes[name], now[name].rank if isinstance(now[name], LowRankLinear) else None)
                        for name in shapes)
