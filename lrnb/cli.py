@@ -21,7 +21,6 @@ from .save import save_pretrained
 
 log = logging.getLogger(__name__)
 
-
 # %% auto #0
 __all__ = ['log', 'DTYPES', 'SELF_TEXT', 'STAGE_FLAGS', 'parse_dtype', 'user_errors', 'join_torchrun', 'format_table',
            'recipe_from_flags', 'lrnb_compress', 'lrnb_eval']
@@ -84,7 +83,6 @@ def recipe_from_flags(method:str='whitened', ratio:float=0.2, ranks:str='uniform
                                                        teacher_top_k=e2e_top_k, seed=seed)})
         else: raise ValueError(f"--refine must name refinements among {REFINEMENTS}, in order (e.g. 'spectrum distill'); got {refine!r}")
     return Recipe(stages)
-
 
 # %% ../nbs/08_cli.ipynb #b4ab543a
 SELF_TEXT = 'calibration_self.txt'   # the model's own calibration samples, saved beside its weights
@@ -219,7 +217,6 @@ def lrnb_compress(
                         ['compressed', report.params_after, ppl(after), tps(after), round(report.seconds, 1)]],
                        ['model', 'parameters', 'perplexity', 'tokens/s', 'compress s']))
     print(f"saved to {folder}  (total {time.perf_counter() - t0:.0f} s, peak memory {peak_memory_mb(device):,.0f} MiB on {device})")
-
 
 # %% ../nbs/08_cli.ipynb #23128051
 @call_parse

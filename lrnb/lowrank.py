@@ -135,7 +135,6 @@ def parameter_count(model:nn.Module)->int:
     "Number of parameters, tied ones counted once."
     return sum(p.numel() for p in model.parameters())
 
-
 # %% ../nbs/00_lowrank.ipynb #5c28e247
 def dense_fused_weights(model:nn.Module)->dict[str, tuple[int, ...]]:
     "Weights of 3+ dimensions inside the model's blocks owned by no linear or convolution (e.g. fused experts), with their shapes."
