@@ -21,9 +21,9 @@ from .evaluate import peak_memory_mb
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'EndToEnd', 'split_sizes', 'split_windows', 'shared_windows', 'refinement_windows', 'next_token_kl', 'batch_kl',
-           'validation_kl', 'TopKTargets', 'top_k_kl', 'trainable_parameters', 'training_only', 'window_batches',
-           'EndToEndReport', 'refine_end_to_end', 'teacher_targets']
+__all__ = ['log', 'EndToEnd', 'split_sizes', 'split_windows', 'shared_windows', 'refinement_windows', 'next_token_kl',
+           'TopKTargets', 'top_k_kl', 'batch_kl', 'validation_kl', 'trainable_parameters', 'training_only',
+           'window_batches', 'EndToEndReport', 'refine_end_to_end', 'teacher_targets']
 
 # %% ../nbs/18_e2e.ipynb #419b4b29
 @dataclass
@@ -132,35 +132,6 @@ def next_token_kl(student_logits:Tensor, # (..., vocab) of the model being train
     t = F.log_softmax(teacher_logits.float(), dim=-1).flatten(0, -2)
     return F.kl_div(s, t, log_target=True, reduction='batchmean')
 
-def batch_kl(model:nn.Module,                 # the student
-             teacher:nn.Module|TopKTargets,   # the original, or its top-k targets (below)
-             ids:Tensor,                      # (B, seq_len) token ids on the models' device
-             rows:Tensor|None=None,           # with targets: the rows of `teacher.windows` that `ids` are
-            )->Tensor:
-    "KL(teacher ‖ student) per position on one batch, with the student's gradients."
-    logits = model(input_ids=ids, use_cache=False).logits
-    if isinstance(teacher, TopKTargets):
-        return top_k_kl(logits, teacher.logp[rows].to(ids.device), teacher.index[rows].to(ids.device))
-    with torch.no_grad(): target = teacher(input_ids=ids, use_cache=False).logits
-    return next_token_kl(logits, target)
-
-@torch.no_grad()
-def validation_kl(model:nn.Module,               # the student
-                  teacher:nn.Module|TopKTargets, # the original, or its top-k targets
-                  windows:Tensor,                # (N, seq_len) validation token ids
-                  batch_size:int=2,              # windows per forward pass
-                  device=None,                   # None: cuda if available, else cpu
-                  first_row:int=0,               # with targets: the row of `teacher.windows` that `windows` start at
-                 )->float:
-    "KL(teacher ‖ student) per position over `windows`."
-    device = default_device(device)
-    total = 0.0
-    for i in range(0, len(windows), batch_size):
-        ids = windows[i:i + batch_size].to(device)
-        rows = torch.arange(first_row + i, first_row + i + len(ids))
-        total += batch_kl(model, teacher, ids, rows).item() * ids.numel()
-    return total / windows.numel()
-
 # %% ../nbs/18_e2e.ipynb #b4ae2f32
 @dataclass
 class TopKTargets:
@@ -197,6 +168,36 @@ def top_k_kl(student_logits:Tensor, # (..., vocab) of the model being trained
     q_rest = (1 - logq.exp().sum(-1)).clamp_min(1e-12)
     rest = torch.where(p_rest > 0, p_rest * (p_rest.clamp_min(1e-12).log() - q_rest.log()), 0.0)
     return ((p * (logp - logq)).sum(-1) + rest).mean()
+
+# %% ../nbs/18_e2e.ipynb #5cc4d3cc
+def batch_kl(model:nn.Module,                 # the student
+             teacher:nn.Module|TopKTargets,   # the original, or its top-k targets (above)
+             ids:Tensor,                      # (B, seq_len) token ids on the models' device
+             rows:Tensor|None=None,           # with targets: the rows of `teacher.windows` that `ids` are
+            )->Tensor:
+    "KL(teacher ‖ student) per position on one batch, with the student's gradients."
+    logits = model(input_ids=ids, use_cache=False).logits
+    if isinstance(teacher, TopKTargets):
+        return top_k_kl(logits, teacher.logp[rows].to(ids.device), teacher.index[rows].to(ids.device))
+    with torch.no_grad(): target = teacher(input_ids=ids, use_cache=False).logits
+    return next_token_kl(logits, target)
+
+@torch.no_grad()
+def validation_kl(model:nn.Module,               # the student
+                  teacher:nn.Module|TopKTargets, # the original, or its top-k targets
+                  windows:Tensor,                # (N, seq_len) validation token ids
+                  batch_size:int=2,              # windows per forward pass
+                  device=None,                   # None: cuda if available, else cpu
+                  first_row:int=0,               # with targets: the row of `teacher.windows` that `windows` start at
+                 )->float:
+    "KL(teacher ‖ student) per position over `windows`."
+    device = default_device(device)
+    total = 0.0
+    for i in range(0, len(windows), batch_size):
+        ids = windows[i:i + batch_size].to(device)
+        rows = torch.arange(first_row + i, first_row + i + len(ids))
+        total += batch_kl(model, teacher, ids, rows).item() * ids.numel()
+    return total / windows.numel()
 
 # %% ../nbs/18_e2e.ipynb #3ef0eb20
 def trainable_parameters(model:nn.Module, # a compressed model
