@@ -4,16 +4,19 @@
 
 # %% ../nbs/02_data.ipynb #f609b097
 from __future__ import annotations
-import ast, functools, logging, random, sysconfig
+import ast, functools, inspect, logging, random, re, sysconfig
 from pathlib import Path
+import numpy as np
 import torch
 from torch import Tensor
 from datasets import Dataset, load_dataset
+from .stats import ImageTextWindows
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SPLITS', 'stdlib_docstrings', 'load_texts', 'token_windows']
+__all__ = ['log', 'SPLITS', 'SAMPLE_IMAGES', 'stdlib_docstrings', 'load_texts', 'token_windows', 'image_caption', 'rgb',
+           'sample_images', 'image_text_windows']
 
 # %% ../nbs/02_data.ipynb #ece01aac
 _SKIP_DIRS = {'test', 'tests', 'idlelib', 'site-packages', 'dist-packages', 'lib2to3', 'tkinter', 'turtledemo', 'ensurepip', 'pydoc_data'}
@@ -88,3 +91,57 @@ def token_windows(tokenizer,                # a Hugging Face tokenizer
         log.warning("text gives %d windows of %d tokens, fewer than n_windows=%d: using %d", n, seq_len, n_windows, n)
     n = n if n_windows is None else min(n, n_windows)
     return torch.tensor(ids[:n * seq_len]).view(n, seq_len)
+
+# %% ../nbs/02_data.ipynb #fbc4b796
+SAMPLE_IMAGES = ('astronaut', 'brick', 'camera', 'cell', 'chelsea', 'clock', 'coffee', 'coins', 'colorwheel', 'grass',
+                 'gravel', 'horse', 'hubble_deep_field', 'immunohistochemistry', 'logo', 'microaneurysms', 'moon', 'page',
+                 'retina', 'rocket', 'text')
+
+def image_caption(doc:str)->str:
+    "The descriptive part of a scikit-image sample's docstring: its paragraphs before the first section heading."
+    return re.split(r"\n\s*\n[A-Z][\w ]*\n-{3,}", doc)[0].strip()
+
+def rgb(image:np.ndarray)->np.ndarray:
+    "`image` (grey, boolean, float in [0, 1], RGB or RGBA) as an RGB uint8 array."
+    if image.dtype == bool: image = image.astype(np.uint8) * 255
+    elif image.dtype != np.uint8: image = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+    return np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image[..., :3]
+
+def sample_images(split:str='calibration', # 'calibration' (first half), 'evaluation' (second half) or 'all'
+                 )->list[tuple[str, np.ndarray, str]]:
+    "scikit-image's sample images as (name, RGB uint8 image, caption), the half named by `split`."
+    if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+    try: import skimage.data
+    except ImportError: raise ImportError("sample_images needs scikit-image: pip install scikit-image") from None
+    found = [(name, rgb(getattr(skimage.data, name)()), image_caption(inspect.getdoc(getattr(skimage.data, name))))
+             for name in SAMPLE_IMAGES]
+    half = len(found) // 2
+    return {'calibration': found[:half], 'evaluation': found[half:], 'all': found}[split]
+
+# %% ../nbs/02_data.ipynb #b2d3252f
+def image_text_windows(images:list[tuple[str, np.ndarray, str]], # from `sample_images`
+                       tokenizer,             # the model's tokenizer
+                       image_processor,       # the model's image processor (pixels as the vision tower expects)
+                       image_token_id:int,    # the placeholder token for image features (LLaVA: config.image_token_id)
+                       image_tokens:int,      # placeholders per image (LLaVA: one per patch)
+                       seq_len:int=128,       # tokens per window, placeholders included
+                       n_windows:int=32,
+                       seed:int=0,            # crops and order
+                      )->ImageTextWindows:
+    "`n_windows` windows of a random crop of an image and its caption, the image's placeholders first."
+    if not images: raise ValueError("images must hold at least one (name, image, caption); got none")
+    if not isinstance(image_tokens, int) or not 0 < image_tokens < seq_len:
+        raise ValueError(f"image_tokens must be an integer in [1, seq_len={seq_len}); got {image_tokens!r}")
+    if not isinstance(n_windows, int) or n_windows < 1: raise ValueError(f"n_windows must be a positive integer; got {n_windows!r}")
+    rng, end = random.Random(seed), tokenizer.eos_token_id
+    order = [i for _ in range(-(-n_windows // len(images))) for i in rng.sample(range(len(images)), len(images))]
+    ids, pixels = [], []
+    for i in order[:n_windows]:
+        _, image, caption = images[i]
+        side = rng.randint(min(image.shape[:2]) // 2, min(image.shape[:2]))
+        top, left = rng.randint(0, image.shape[0] - side), rng.randint(0, image.shape[1] - side)
+        crop = np.ascontiguousarray(image[top:top + side, left:left + side])
+        pixels.append(image_processor(crop, return_tensors='pt')['pixel_values'][0])
+        text = tokenizer(caption, add_special_tokens=False)['input_ids'][:seq_len - image_tokens]
+        ids.append([image_token_id] * image_tokens + text + [end] * (seq_len - image_tokens - len(text)))
+    return ImageTextWindows(torch.tensor(ids), torch.stack(pixels))

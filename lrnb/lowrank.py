@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_lowrank.ipynb #57de3d0d
 from __future__ import annotations
-import functools, importlib, inspect, logging, math, re
+import contextlib, functools, importlib, inspect, logging, math, re
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
@@ -14,12 +14,12 @@ from transformers.pytorch_utils import Conv1D
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'LINEAR_TYPES', 'MODELING_FILE', 'MODELING_TEMPLATE', 'PORTABLE_HEADS', 'LowRankLinear', 'dense_weight',
-           'breakeven_rank', 'uniform_rank', 'check_ratio', 'factorised_params', 'decoder_layers', 'class_source',
-           'reads_weight', 'linear_layers', 'compressible_linears', 'weight_readers', 'parameter_count',
-           'dense_fused_weights', 'set_module', 'factorise', 'ExpertMLP', 'UnfusedExperts', 'fused_experts',
-           'same_experts_output', 'unfuse_experts', 'make_compressible', 'transformers_classes', 'portable_classes',
-           'modeling_source']
+__all__ = ['log', 'LINEAR_TYPES', 'PARTS', 'MODELING_FILE', 'MODELING_TEMPLATE', 'PORTABLE_HEADS', 'LowRankLinear',
+           'dense_weight', 'breakeven_rank', 'uniform_rank', 'check_ratio', 'factorised_params', 'model_parts',
+           'selected_part', 'decoder_layers', 'class_source', 'reads_weight', 'linear_layers', 'compressible_linears',
+           'weight_readers', 'parameter_count', 'part_parameters', 'dense_fused_weights', 'set_module', 'factorise',
+           'ExpertMLP', 'UnfusedExperts', 'fused_experts', 'same_experts_output', 'unfuse_experts', 'make_compressible',
+           'transformers_classes', 'portable_classes', 'modeling_source']
 
 # %% ../nbs/00_lowrank.ipynb #c58082fb
 class LowRankLinear(nn.Module):
@@ -92,11 +92,36 @@ def factorised_params(m:int, n:int, rank:int|None)->int:
     return m * n if rank is None else rank * (m + n)
 
 # %% ../nbs/00_lowrank.ipynb #5f29f165
-def decoder_layers(model:nn.Module)->tuple[str, nn.ModuleList]:
-    "Name and module of the model's list of repeated blocks (the `nn.ModuleList` with most parameters)."
-    lists = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, nn.ModuleList) and len(mod)]
+PARTS = ('language', 'vision')
+
+def model_parts(model:nn.Module)->dict[str, str]:
+    "The model's block lists by part: 'vision' for a vision tower's, 'language' for the rest (the biggest list of each)."
+    lists = {}
+    for name, mod in model.named_modules():   # outermost lists only: an expert list lives inside a block
+        if isinstance(mod, nn.ModuleList) and len(mod) and not any(name.startswith(f"{o}.") for o in lists): lists[name] = mod
     if not lists: raise ValueError(f"model must contain a list of transformer blocks; {type(model).__name__} has no nn.ModuleList")
-    return max(lists, key=lambda o: sum(p.numel() for p in o[1].parameters()))
+    parts = {}
+    for name in sorted(lists, key=lambda n: -sum(p.numel() for p in lists[n].parameters())):
+        vision = any(p.startswith(('vision', 'visual')) for p in name.split('.'))
+        parts.setdefault('vision' if vision else 'language', name)
+    return parts
+
+@contextlib.contextmanager
+def selected_part(model:nn.Module, part:str):
+    "Within this `with`, every lrnb function works on `part`'s block list (see `model_parts`); yields its name."
+    parts = model_parts(model)
+    if part not in parts:
+        raise ValueError(f"part must be one of {sorted(parts)} for {type(model).__name__}; got {part!r}")
+    before = model.__dict__.get('_lrnb_part')
+    model._lrnb_part = parts[part]
+    try: yield parts[part]
+    finally: model._lrnb_part = before
+
+def decoder_layers(model:nn.Module)->tuple[str, nn.ModuleList]:
+    "Name and module of the block list to compress: the `selected_part`, else the language part (else the vision one)."
+    parts = model_parts(model)
+    name = model.__dict__.get('_lrnb_part') or parts.get('language') or parts['vision']
+    return name, model.get_submodule(name)
 
 @functools.cache
 def class_source(cls:type)->str:
@@ -134,6 +159,11 @@ def weight_readers(model:nn.Module)->list[str]:
 def parameter_count(model:nn.Module)->int:
     "Number of parameters, tied ones counted once."
     return sum(p.numel() for p in model.parameters())
+
+def part_parameters(model:nn.Module)->dict[str, int]:
+    "Parameters in each part's blocks (`model_parts`) and in the rest (embeddings, heads, a projector), tied ones once."
+    counts = {part: parameter_count(model.get_submodule(name)) for part, name in model_parts(model).items()}
+    return {**counts, 'rest': parameter_count(model) - sum(counts.values())}
 
 # %% ../nbs/00_lowrank.ipynb #5c28e247
 def dense_fused_weights(model:nn.Module)->dict[str, tuple[int, ...]]:
@@ -321,14 +351,15 @@ def transformers_classes(model:nn.Module)->tuple[str, str]:
     return tuple(names)
 
 PORTABLE_HEADS = {'AutoModelForCausalLM': ('MODEL_FOR_CAUSAL_LM_MAPPING_NAMES', 'LrnbForCausalLM'),
+                  'AutoModelForImageTextToText': ('MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES', 'LrnbForImageTextToText'),
                   'AutoModel': ('MODEL_MAPPING_NAMES', 'LrnbModel')}
 
 def portable_classes(model_class:str)->tuple[str, str]:
-    "The Auto class a user loads `model_class` with (causal LM or bare model, e.g. an encoder) and the folder's class."
+    "The Auto class a user loads `model_class` with (causal LM, image-text-to-text or bare model) and the folder's class."
     from transformers.models.auto import modeling_auto
     for auto, (mapping, ours) in PORTABLE_HEADS.items():
         if model_class in getattr(modeling_auto, mapping).values(): return auto, ours
-    raise ValueError(f"model_class must be a causal LM or a bare model (loaded by {' or '.join(PORTABLE_HEADS)}) to be "
+    raise ValueError(f"model_class must be a causal LM, an image-text-to-text model or a bare model (loaded by {' or '.join(PORTABLE_HEADS)}) to be "
                      f"saved as a portable folder; got {model_class!r}: save its base model (e.g. `model.base_model`)")
 
 def modeling_source(config_class:str, # transformers config class the folder's config extends, e.g. 'LlamaConfig'

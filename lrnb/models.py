@@ -8,7 +8,8 @@ import importlib.util, json, logging, os, shutil, tempfile
 from pathlib import Path
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 from .lowrank import ExpertMLP, LowRankLinear, MODELING_FILE, UnfusedExperts, modeling_source, portable_classes
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'DEFAULT_MODEL', 'OURS', 'TINY_ARCHS', 'default_device', 'cache_dir', 'smollm2_gguf', 'smollm2_folder',
            'atomic_folder', 'atomic_write', 'lrnb_auto_map', 'portable_config', 'check_modeling_file',
-           'check_weight_files', 'auto_class', 'load_model', 'byte_tokenizer', 'tiny_config', 'tiny_model']
+           'check_weight_files', 'auto_class', 'load_model', 'byte_tokenizer', 'tiny_config', 'tiny_model', 'tiny_vlm']
 
 # %% ../nbs/01_models.ipynb #4a8e1fa5
 def default_device(device:str|torch.device|None=None)->torch.device:
@@ -147,11 +148,11 @@ def check_weight_files(folder:Path):
 OURS = {c.__name__: c for c in (LowRankLinear, ExpertMLP, UnfusedExperts)}   # the classes a modeling file copies
 
 def auto_class(config:dict)->type:
-    "The Auto class for a folder's config.json: `AutoModelForCausalLM`, or `AutoModel` for a bare model (an encoder)."
-    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+    "The Auto class for a folder's config.json (see `portable_classes`): a causal LM's unless it names another kind."
     base = ((config.get('lrnb') or {}).get('base') or {}).get('model_class')
     names = [base] if base else config.get('architectures') or []
-    return AutoModel if names and names[0] in MODEL_MAPPING_NAMES.values() else AutoModelForCausalLM
+    try: return getattr(transformers, portable_classes(names[0])[0]) if names else AutoModelForCausalLM
+    except ValueError: return AutoModelForCausalLM   # another head: transformers' own error says what is missing
 
 def load_model(name_or_path:str|Path=DEFAULT_MODEL, # 'smollm2', a Hub name, or a local folder
                dtype:torch.dtype=torch.float32,     # parameter dtype
@@ -231,3 +232,17 @@ def tiny_model(arch:str, # one of TINY_ARCHS
     config = tiny_config(arch)
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval(), byte_tokenizer()
+
+# %% ../nbs/01_models.ipynb #12ab2cd9
+def tiny_vlm(seed:int=0)->tuple[nn.Module, PreTrainedTokenizerFast, object]:
+    "A tiny random LLaVA-style vision-language model in eval mode, the byte tokenizer and CLIP's image processor."
+    from transformers import AutoModelForImageTextToText, CLIPImageProcessorPil
+    vision = AutoConfig.for_model('clip_vision_model', hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, image_size=32, patch_size=8)
+    text = AutoConfig.for_model('llama', vocab_size=258, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+                                bos_token_id=256, eos_token_id=256, pad_token_id=256)
+    config = AutoConfig.for_model('llava', vision_config=vision.to_dict(), text_config=text.to_dict(), image_token_id=257)
+    torch.manual_seed(seed)
+    processor = CLIPImageProcessorPil(size={'shortest_edge': 32}, crop_size={'height': 32, 'width': 32})
+    return AutoModelForImageTextToText.from_config(config, dtype=torch.float32).eval(), byte_tokenizer(), processor

@@ -4,15 +4,15 @@
 
 # %% ../nbs/19_recipes.ipynb #d7795891
 from __future__ import annotations
-import copy, difflib, logging, math, time
+import contextlib, copy, difflib, logging, math, time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 import yaml
 import torch
 from torch import nn, Tensor
 from .lowrank import (LowRankLinear, check_ratio, compressible_linears, dense_weight, factorised_params, make_compressible,
-                          parameter_count, set_module)
-from .stats import world
+                          parameter_count, selected_part, set_module)
+from .stats import ImageTextWindows, world
 from .decompose import Decomposition, svd_decomposition
 from .compress import CompressionReport, compress, statistics_needed, uniform_ranks
 from .pareto import RULES, WEIGHTINGS, Profile, check_tolerance, profile, rank_allocation
@@ -174,6 +174,7 @@ class Recipe:
 def check_run(recipe:Recipe,    # the stages
               offload:bool=False, # the model stays where it is; its blocks visit the device in turn
               processes:int=1,  # torch.distributed processes sharing the windows
+              images:bool=False, # the windows carry images (a vision-language model)
              ):
     "Raise, naming the stage, if the recipe cannot run with these options."
     names, r = [stage_name(s) for s in recipe.stages], recipe.ranks
@@ -185,6 +186,14 @@ def check_run(recipe:Recipe,    # the stages
             if name in ('spectrum', 'e2e'):
                 raise ValueError(f"recipe stage {i} ({name}) trains the whole model at once, which offload cannot split "
                                  "into blocks; run it without offload")
+    if images:
+        if r.rule != 'uniform' and r.weighting == 'sensitivity' and r.sensitivity_windows:
+            raise ValueError("recipe stage 1 (ranks): weighting='sensitivity' takes next-token gradients on token windows; "
+                             "with image-text windows use weighting 'relative' or 'absolute'")
+        for i, name in enumerate(names, 1):
+            if name in ('spectrum', 'e2e'):
+                raise ValueError(f"recipe stage {i} ({name}) trains on next-token predictions over token windows; with "
+                                 "image-text windows leave it out, or run it on token windows (the language part)")
     if processes > 1:
         for i, name in enumerate(names, 1):
             if name in ('distill', 'e2e'):
@@ -347,7 +356,7 @@ def run_refinements(model:nn.Module,        # a compressed causal LM (LowRankLin
     return done
 
 def run_recipe(model:nn.Module,             # a causal LM, compressed in place
-               windows:Tensor,               # (N, seq_len) calibration token ids
+               windows:Tensor|ImageTextWindows, # (N, seq_len) calibration token ids, or windows with images
                recipe:Recipe|list|str|Path,  # a Recipe, its plain data, or a YAML/JSON file
                batch_size:int=8,             # calibration windows per forward pass
                attention_mask:Tensor|None=None, # (N, seq_len), 0 at padding
@@ -357,50 +366,53 @@ def run_recipe(model:nn.Module,             # a causal LM, compressed in place
                val_windows:Tensor|None=None, # e2e: validation windows no stage saw (None: cut from `windows`)
                exclude:Tensor|None=None,     # e2e: windows never to train on (the evaluation windows)
                seed:int=0,                   # spectrum: batch order
+               part:str|None=None,           # a vision-language model's 'language' or 'vision' blocks (None: language)
                progress:bool=True,           # tqdm bars
               )->RecipeReport:
-    "Run every stage of `recipe` on `model`, in order; the model's config keeps its ranks and the recipe."
+    "Run every stage of `recipe` on `model` (on one part of a vision-language model), in order; the config keeps the ranks."
     recipe = as_recipe(recipe)
-    check_run(recipe, offload, world()[1])
-    make_compressible(model)   # fused experts taken apart; what stays dense is named
-    start = time.perf_counter()
-    shapes = {name: tuple(dense_weight(m).shape) for name, m in compressible_linears(model).items()}
-    params_before = parameter_count(model)
-    original = copy.deepcopy(model) if needs_original(recipe) else None
-    home = next(model.parameters()).device   # e2e's top-k targets: the original's predictions, before any stage
-    targets = {id(s): teacher_targets(model, windows, s, exclude, val_windows, home) for s in recipe.stages
-               if stage_name(s) == 'e2e' and s.teacher_top_k is not None}
-    r, first = recipe.ranks, recipe.stages[1]
-    ranks, prof = recipe_ranks(model, windows, recipe, batch_size, attention_mask, device, offload, progress)
-    done, rest = [('ranks', prof)], recipe.stages[2:]
-    if isinstance(first, Factors):
-        fused = recipe.stages[2] if fused_distill(recipe, 2) else None
-        report = compress(model, windows, first.method, ranks=ranks, alpha=first.alpha, sequential=first.sequential,
-                          refit=first.refit, solver=first.solver,
-                          decompositions=None if first.sequential or first.refit else prof and prof.decompositions,
-                          refine=fused, batch_size=batch_size, attention_mask=attention_mask, device=device,
-                          progress=progress, offload=offload, checkpoint=checkpoint,
-                          keep_decompositions=bool(rest) and stage_name(rest[0]) == 'spectrum')
-        done.append(('factors', report))
-        if fused is not None: done.append(('distill', report)); rest = rest[1:]   # it ran inside the factors stage
-        decompositions = report.decompositions
-    else:   # spectrum learning on the original components, from the ranks' allocation
-        done.append(('spectrum', spectrum_stage(model, windows, first, r.ratio, ranks, shapes, prof and prof.decompositions,
-                                                {}, batch_size, device, seed, progress, first=True)))
-        decompositions = None
-    done += run_refinements(model, original, windows, rest, r.ratio, decompositions, batch_size, attention_mask, device,
-                            val_windows, exclude, seed, progress, targets)
-    final = {name: layer.rank for name, layer in lowrank_layers(model).items()}
-    if not final: log.warning("nothing was compressed: no layer's rank makes its factors smaller than its dense weight "
-                              "(%d layers considered); the model's weights are unchanged", len(shapes))
-    trained = [r.record() for name, r in done if name == 'e2e']   # the last end-to-end stage's record (its curve)
-    model.config.lrnb = {'ranks': final, 'recipe': recipe.data(), **({'e2e': trained[-1]} if trained else {})}
-    now = dict(model.named_modules())
-    linear_after = sum(factorised_params(*shapes[name], now[name].rank if isinstance(now[name], LowRankLinear) else None)
-                       for name in shapes)
-    tokens = int(windows.numel() if attention_mask is None else attention_mask.sum())
-    report = RecipeReport(recipe, done, final, params_before, parameter_count(model), sum(m * n for m, n in shapes.values()),
-                          linear_after, tokens, time.perf_counter() - start)
-    log.info("recipe %s: %d -> %d parameters in %.1fs", ' -> '.join(n for n, _ in done), params_before, report.params_after,
-             report.seconds)
-    return report
+    check_run(recipe, offload, world()[1], images=isinstance(windows, ImageTextWindows))
+    with selected_part(model, part) if part is not None else contextlib.nullcontext():
+        make_compressible(model)   # fused experts taken apart; what stays dense is named
+        start = time.perf_counter()
+        shapes = {name: tuple(dense_weight(m).shape) for name, m in compressible_linears(model).items()}
+        params_before = parameter_count(model)
+        original = copy.deepcopy(model) if needs_original(recipe) else None
+        home = next(model.parameters()).device   # e2e's top-k targets: the original's predictions, before any stage
+        targets = {id(s): teacher_targets(model, windows, s, exclude, val_windows, home) for s in recipe.stages
+                   if stage_name(s) == 'e2e' and s.teacher_top_k is not None}
+        r, first = recipe.ranks, recipe.stages[1]
+        ranks, prof = recipe_ranks(model, windows, recipe, batch_size, attention_mask, device, offload, progress)
+        done, rest = [('ranks', prof)], recipe.stages[2:]
+        if isinstance(first, Factors):
+            fused = recipe.stages[2] if fused_distill(recipe, 2) else None
+            report = compress(model, windows, first.method, ranks=ranks, alpha=first.alpha, sequential=first.sequential,
+                              refit=first.refit, solver=first.solver,
+                              decompositions=None if first.sequential or first.refit else prof and prof.decompositions,
+                              refine=fused, batch_size=batch_size, attention_mask=attention_mask, device=device,
+                              progress=progress, offload=offload, checkpoint=checkpoint,
+                              keep_decompositions=bool(rest) and stage_name(rest[0]) == 'spectrum')
+            done.append(('factors', report))
+            if fused is not None: done.append(('distill', report)); rest = rest[1:]   # it ran inside the factors stage
+            decompositions = report.decompositions
+        else:   # spectrum learning on the original components, from the ranks' allocation
+            done.append(('spectrum', spectrum_stage(model, windows, first, r.ratio, ranks, shapes, prof and prof.decompositions,
+                                                    {}, batch_size, device, seed, progress, first=True)))
+            decompositions = None
+        done += run_refinements(model, original, windows, rest, r.ratio, decompositions, batch_size, attention_mask, device,
+                                val_windows, exclude, seed, progress, targets)
+        final = {name: layer.rank for name, layer in lowrank_layers(model).items()}   # every part's
+        mine = {name: rank for name, rank in final.items() if name in shapes}          # this run's
+        if not mine: log.warning("nothing was compressed: no layer's rank makes its factors smaller than its dense weight "
+                                  "(%d layers considered); the model's weights are unchanged", len(shapes))
+        trained = [r.record() for name, r in done if name == 'e2e']   # the last end-to-end stage's record (its curve)
+        model.config.lrnb = {'ranks': final, 'recipe': recipe.data(), **({'e2e': trained[-1]} if trained else {})}
+        now = dict(model.named_modules())
+        linear_after = sum(factorised_params(*shapes[name], now[name].rank if isinstance(now[name], LowRankLinear) else None)
+                           for name in shapes)
+        tokens = int(windows.numel() if attention_mask is None else attention_mask.sum())
+        report = RecipeReport(recipe, done, mine, params_before, parameter_count(model), sum(m * n for m, n in shapes.values()),
+                              linear_after, tokens, time.perf_counter() - start)
+        log.info("recipe %s: %d -> %d parameters in %.1fs", ' -> '.join(n for n, _ in done), params_before, report.params_after,
+                 report.seconds)
+        return report

@@ -15,9 +15,9 @@ from .models import default_device
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'GRAMS', 'world', 'local_windows', 'all_reduce_sum', 'masked_tokens', 'ActivationStats', 'BlockInput',
-           'block_inputs', 'check_windows', 'block_outputs', 'block_statistics', 'expert_routes', 'input_groups',
-           'layer_inputs']
+__all__ = ['log', 'GRAMS', 'world', 'local_windows', 'all_reduce_sum', 'masked_tokens', 'ActivationStats', 'ImageTextWindows',
+           'token_ids', 'model_inputs', 'BlockInput', 'block_inputs', 'check_windows', 'block_outputs',
+           'block_statistics', 'expert_routes', 'input_groups', 'layer_inputs']
 
 # %% ../nbs/03_covariance.ipynb #99cf51dc
 def world()->tuple[int, int]:
@@ -84,6 +84,30 @@ class ActivationStats:
     @property
     def mean_abs(self)->Tensor: return self.abs_sum / max(self.count, 1)
 
+# %% ../nbs/03_covariance.ipynb #75e95a66
+@dataclass
+class ImageTextWindows:
+    "Calibration windows with one image each: token ids (image placeholders included) and the image's pixels."
+    input_ids: Tensor     # (N, seq_len) token ids
+    pixel_values: Tensor  # (N, channels, height, width), as the model's image processor makes them
+
+    def __post_init__(self):
+        if len(self.input_ids) != len(self.pixel_values):
+            raise ValueError(f"pixel_values must hold one image per window ({len(self.input_ids)}); got {len(self.pixel_values)}")
+
+    def __len__(self)->int: return len(self.input_ids)
+    def __getitem__(self, rows)->ImageTextWindows: return ImageTextWindows(self.input_ids[rows], self.pixel_values[rows])
+    def numel(self)->int: return self.input_ids.numel()   # tokens, as for a tensor of token ids
+
+def token_ids(windows:Tensor|ImageTextWindows)->Tensor:
+    "The token ids of `windows` (the windows themselves, or the image-text windows' ids)."
+    return windows.input_ids if isinstance(windows, ImageTextWindows) else windows
+
+def model_inputs(batch:Tensor|ImageTextWindows, device=None)->dict[str, Tensor]:
+    "Keyword arguments of a forward pass on `batch` (token ids, or image-text windows), on `device`."
+    if isinstance(batch, ImageTextWindows): return dict(input_ids=batch.input_ids.to(device), pixel_values=batch.pixel_values.to(device))
+    return dict(input_ids=batch.to(device))
+
 # %% ../nbs/03_covariance.ipynb #998f494b
 @dataclass
 class BlockInput:
@@ -103,7 +127,7 @@ class _Stop(Exception): pass
 
 @torch.no_grad()
 def block_inputs(model:nn.Module,              # a causal LM
-                 windows:Tensor,               # (N, seq_len) token ids
+                 windows:Tensor|ImageTextWindows, # (N, seq_len) token ids, or windows with images
                  attention_mask:Tensor|None=None, # (N, seq_len), 0 at padding (None: no padding)
                  batch_size:int=8,
                  device=None,                  # None: cuda if available, else cpu
@@ -112,7 +136,7 @@ def block_inputs(model:nn.Module,              # a causal LM
     check_windows(windows, model)
     windows, attention_mask = local_windows(windows, attention_mask)
     device = default_device(device)
-    mask = torch.ones_like(windows, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    mask = torch.ones(len(windows), token_ids(windows).shape[1], dtype=torch.bool) if attention_mask is None else attention_mask.bool()
     first = decoder_layers(model)[1][0]
     captured = []
     def stop(module, args, kwargs):
@@ -122,16 +146,22 @@ def block_inputs(model:nn.Module,              # a causal LM
     out = []
     try:
         for i in range(0, len(windows), batch_size):
-            ids, m = windows[i:i + batch_size].to(device), mask[i:i + batch_size].to(device)
-            try: model(input_ids=ids, attention_mask=m.long(), use_cache=False)
+            m = mask[i:i + batch_size].to(device)
+            try: model(**model_inputs(windows[i:i + batch_size], device), attention_mask=m.long(), use_cache=False)
             except _Stop: pass
+            if not captured:
+                raise ValueError(f"the forward pass never reached {decoder_layers(model)[0]}.0 (a vision part needs "
+                                 "windows with images: ImageTextWindows)")
             args, kwargs = captured.pop()
-            out.append(BlockInput(args, kwargs, m))
+            b = BlockInput(args, kwargs, m)
+            if b.hidden.shape[:2] != m.shape: b.mask = torch.ones(b.hidden.shape[:2], dtype=torch.bool, device=device)   # image patches
+            out.append(b)
     finally: handle.remove()
     return out
 
-def check_windows(windows:Tensor, model:nn.Module):
-    "Raise unless `windows` is a non-empty 2-d tensor of token ids the model knows."
+def check_windows(windows:Tensor|ImageTextWindows, model:nn.Module):
+    "Raise unless `windows` is a non-empty 2-d tensor of token ids the model knows (with images: their token ids)."
+    if isinstance(windows, ImageTextWindows): windows = windows.input_ids
     if not isinstance(windows, Tensor) or windows.ndim != 2 or windows.numel() == 0 or windows.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"windows must be a non-empty (n_windows, seq_len) integer tensor; got {getattr(windows, 'shape', type(windows))}")
     vocab = model.get_input_embeddings().num_embeddings
