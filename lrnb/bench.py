@@ -9,6 +9,7 @@ from pathlib import Path
 from fastcore.script import call_parse, store_true
 from .models import atomic_write, load_model
 from .data import load_texts, token_windows
+from .texts import debian_text
 from .evaluate import evaluate, markdown_table, peak_memory_mb, perplexity_cell
 from .lowrank import check_ratio
 import torch
@@ -23,56 +24,19 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM
 
 # %% auto #0
-__all__ = ['BENCH_RECIPES', 'RECIPE_FILES', 'rst_prose', 'fortune_paragraphs', 'prepare_texts', 'bench_windows',
-           'held_perplexities', 'write_results', 'bench_recipe', 'method_name', 'check_bench_settings', 'run_measured',
-           'eval_row', 'benchmark_rows', 'bench_table', 'bench_plots', 'lrnb_bench', 'naive_statistics',
-           'model_statistics', 'statistics_cost', 'stats_table', 'lrnb_stats_bench', 'random_llama', 'scale_cost',
-           'scale_table', 'lrnb_scale_bench']
+__all__ = ['BENCH_RECIPES', 'RECIPE_FILES', 'prepare_texts', 'bench_windows', 'held_perplexities', 'write_results',
+           'bench_recipe', 'method_name', 'check_bench_settings', 'run_measured', 'eval_row', 'benchmark_rows',
+           'bench_table', 'bench_plots', 'lrnb_bench', 'naive_statistics', 'model_statistics', 'statistics_cost',
+           'stats_table', 'lrnb_stats_bench', 'random_llama', 'scale_cost', 'scale_table', 'lrnb_scale_bench']
 
 # %% ../nbs/09_results.ipynb #717512ce
-def rst_prose(text:str)->list[str]:
-    "Paragraphs of prose from reST source: no directives, literal blocks, tables, headings' underlines or markup."
-    out, para, skip_indent = [], [], None
-    def flush():
-        if para: out.append(' '.join(para)); para.clear()
-    for line in text.splitlines():
-        indent = len(line) - len(line.lstrip())
-        if skip_indent is not None:
-            if not line.strip() or indent > skip_indent: continue
-            skip_indent = None
-        s = line.strip()
-        if not s: flush(); continue
-        if s.startswith(('..', ':', '|', '+-', '+=')) or re.fullmatch(r"[=\-~^\"'`#*+ ]{3,}", s):
-            flush(); skip_indent = indent if s.startswith('..') else None; continue
-        s = re.sub(r":[\w:+-]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`", r"\1", s)             # :role:`text <target>` -> text
-        s = re.sub(r"`([^`<]+?)(?:\s*<[^>]*>)?`_{1,2}", r"\1", s).replace('``', '').replace('**', '')  # `link <url>`_ -> link
-        if s.endswith('::'):
-            s = s[:-1].rstrip(':') + ':' if s != '::' else ''
-            if s: para.append(s)
-            flush(); skip_indent = indent; continue
-        para.append(s)
-    flush()
-    return [p for p in out if len(p) >= 40]
-
-def fortune_paragraphs(text:str)->list[str]:
-    "Entries of a fortune file (separated by lines holding only '%')."
-    return [e.strip() for e in re.split(r"^%\s*$", text, flags=re.M) if len(e.strip()) >= 20]
-
-def prepare_texts(out_dir:str|Path,
-                  docs:str|Path='/usr/share/doc/python3.11/html/_sources', # Debian python3.11-doc reST sources
-                  fortunes:str|Path='/usr/share/games/fortunes',            # Debian fortunes
-                 )->tuple[Path, Path]:
-    "Write python-docs.txt and fortunes.txt (paragraphs separated by blank lines) into `out_dir`."
-    docs, fortunes, out_dir = Path(docs), Path(fortunes), Path(out_dir)
-    for p, pkg in ((docs, 'python3.11-doc'), (fortunes, 'fortunes')):
-        if not p.is_dir(): raise FileNotFoundError(f"{p} is missing: apt-get install {pkg}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    py = [p for f in sorted(docs.rglob('*.rst.txt')) for p in rst_prose(f.read_text(encoding='utf-8', errors='replace'))]
-    fo = [p for f in sorted(fortunes.iterdir()) if f.is_file() and not f.suffix and not f.is_symlink()
-          for p in fortune_paragraphs(f.read_text(encoding='utf-8', errors='replace'))]
-    (out_dir / 'python-docs.txt').write_text('\n\n'.join(p.replace('\n\n', '\n') for p in py))
-    (out_dir / 'fortunes.txt').write_text('\n\n'.join(re.sub(r"\n\s*\n", "\n", p) for p in fo))
-    return out_dir / 'python-docs.txt', out_dir / 'fortunes.txt'
+def prepare_texts(out_dir:str|Path)->tuple[Path, Path]:
+    "Write python-docs.txt and fortunes.txt (`02b_texts`' `pydocs` and `fortunes`, blank lines between paragraphs) into `out_dir`."
+    py, fo = debian_text('pydocs'), debian_text('fortunes')
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / 'python-docs.txt').write_text('\n\n'.join(p.replace('\n\n', '\n') for p in py))
+    (Path(out_dir) / 'fortunes.txt').write_text('\n\n'.join(re.sub(r"\n\s*\n", "\n", p) for p in fo))
+    return Path(out_dir) / 'python-docs.txt', Path(out_dir) / 'fortunes.txt'
 
 def bench_windows(out_dir:str|Path,  # folder for the prepared texts
                   n_windows:int=64,   # calibration windows

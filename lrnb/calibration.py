@@ -11,11 +11,12 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .data import load_texts, token_windows
+from .texts import CALIBRATION_TEXTS
 from .models import default_device
 
 # %% auto #0
-__all__ = ['SELF', 'nucleus_probs', 'Generated', 'check_sampling', 'self_generated_windows', 'text_sources', 'window_counts',
-           'CalibrationSet', 'calibration_windows', 'shared_spans', 'evaluation_source']
+__all__ = ['SELF', 'MIXES', 'nucleus_probs', 'Generated', 'check_sampling', 'self_generated_windows', 'text_sources',
+           'window_counts', 'CalibrationSet', 'calibration_windows', 'shared_spans', 'evaluation_source']
 
 # %% ../nbs/02a_calibration.ipynb #ebaad230
 def nucleus_probs(logits:Tensor,   # (batch, vocab)
@@ -89,9 +90,10 @@ def self_generated_windows(model:nn.Module,        # the causal LM to sample fro
 
 # %% ../nbs/02a_calibration.ipynb #98f1ab86
 SELF = 'self'
+MIXES = {'broad': {'stdlib': 0.2, **{name: 0.2 for name in CALIBRATION_TEXTS}}}   # named mixes of sources (`02b_texts`)
 
 def text_sources(text:str)->dict[str, float]:
-    "The sources a calibration string names, with their weights normalised to sum to 1."
+    "The sources a calibration string names (a named mix: its sources), with their weights normalised to sum to 1."
     if not isinstance(text, str) or not text.strip(): raise ValueError(f"text must name a source, e.g. 'stdlib' or 'stdlib:0.5,self:0.5'; got {text!r}")
     weights = {}
     for part in text.split(','):
@@ -102,9 +104,12 @@ def text_sources(text:str)->dict[str, float]:
         if name in weights: raise ValueError(f"text {text!r} names the source {name!r} twice")
         if not math.isfinite(weight) or weight < 0: raise ValueError(f"text {text!r}: the weight of {name!r} must be a finite number >= 0; got {w}")
         weights[name] = weight
+    expanded = {}
+    for name, w in weights.items():
+        for source, share in MIXES.get(name, {name: 1.0}).items(): expanded[source] = expanded.get(source, 0.0) + w * share
     total = sum(weights.values())
     if total <= 0: raise ValueError(f"text {text!r}: the weights must sum to a positive number; got {total}")
-    return {name: w / total for name, w in weights.items()}
+    return {name: w / total for name, w in expanded.items()}
 
 def window_counts(weights:dict[str, float], n_windows:int)->dict[str, int]:
     "`n_windows` shared out by `weights` (summing to 1): floors, then one more to the largest remainders."

@@ -12,15 +12,15 @@ import torch.distributed as dist
 from torch import nn, Tensor
 from safetensors import safe_open
 from safetensors.torch import save_file
-from .lowrank import LowRankLinear, dense_weight
+from .lowrank import LowRankLinear, decoder_layers, dense_weight
 from .models import atomic_write, default_device
 from .decompose import Decomposition
 from .distill import LayerDistillation
-from .stats import world
+from .stats import ImageTextWindows, world
 
 # %% auto #0
-__all__ = ['PLAN_FILE', 'DECOMPOSITION_PARTS', 'digest', 'checkpoint_fingerprint', 'block_file', 'held_blocks', 'open_checkpoint',
-           'save_block', 'load_block']
+__all__ = ['PLAN_FILE', 'DECOMPOSITION_PARTS', 'digest', 'window_tensors', 'checkpoint_fingerprint', 'block_file', 'held_blocks',
+           'open_checkpoint', 'save_block', 'load_block']
 
 # %% ../nbs/05a_checkpoint.ipynb #694d8426
 def digest(*tensors:Tensor|None)->str:
@@ -32,8 +32,12 @@ def digest(*tensors:Tensor|None)->str:
         h.update(t.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
+def window_tensors(windows:Tensor|ImageTextWindows)->tuple[Tensor, ...]:
+    "The tensors calibration windows consist of: the token ids (and the images' pixels)."
+    return (windows.input_ids, windows.pixel_values) if isinstance(windows, ImageTextWindows) else (windows,)
+
 def checkpoint_fingerprint(model:nn.Module,          # the causal LM being compressed
-                           windows:Tensor|None,       # calibration token ids
+                           windows:Tensor|ImageTextWindows|None, # calibration token ids (with images)
                            settings:dict,             # the compression's settings, as plain JSON data
                            batch_size:int=8, attention_mask:Tensor|None=None, device=None,
                            decompositions:dict[str, Decomposition]|None=None, # precomputed, of the layers compressed
@@ -46,7 +50,7 @@ def checkpoint_fingerprint(model:nn.Module,          # the causal LM being compr
     decomps = None if decompositions is None else digest(
         *[t for n in sorted(decompositions) for t in (decompositions[n].left, decompositions[n].right, decompositions[n].sigma)])
     return {**settings, 'batch_size': batch_size, 'device': default_device(device).type,
-            'windows': None if windows is None else digest(windows),
+            'windows': None if windows is None else digest(*window_tensors(windows)), 'blocks': decoder_layers(model)[0],
             'attention_mask': None if attention_mask is None else digest(attention_mask), 'decompositions': decomps,
             'config': hashlib.sha256(model.config.to_json_string(use_diff=False).encode()).hexdigest(), 'weights': sample.hexdigest()}
 

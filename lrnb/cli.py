@@ -11,12 +11,14 @@ import torch, transformers
 import torch.distributed as dist
 from fastcore.script import call_parse, store_true
 from .models import DEFAULT_MODEL, atomic_write, load_model, default_device
-from .data import load_texts, token_windows
-from .calibration import SELF, calibration_windows, check_sampling, evaluation_source, shared_spans, text_sources
-from .lowrank import parameter_count
+from transformers import AutoImageProcessor
+from .data import image_placeholders, image_text_windows, load_texts, sample_images, token_windows
+from .calibration import SELF, CalibrationSet, calibration_windows, check_sampling, evaluation_source, shared_spans, text_sources
+from .lowrank import parameter_count, part_parameters
+from .stats import token_ids
 from .compress import METHODS
 from .recipe import REFINEMENTS, Recipe, check_run, run_recipe, stage_name
-from .evaluate import evaluate, generation_speed, peak_memory_mb, peak_rss_mb, relative_speed
+from .evaluate import evaluate, generation_speed, output_logits, peak_memory_mb, peak_rss_mb, relative_speed
 from .save import save_pretrained
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,8 @@ def lrnb_compress(
     ratio:float=0.2,             # share of the decoder linears' parameters to remove, in (0, 1)
     text:str='stdlib',           # calibration: 'stdlib', a text file or folder, a Hub dataset, 'self' (sampled from the model), or a mix 'stdlib:0.5,self:0.5'
     eval_text:str=None,          # evaluation text (default: the held-apart half of --text's first source but 'self', else of 'stdlib')
+    images:store_true=False,     # calibrate on images with their captions (scikit-image's samples; LLaVA-style models)
+    part:str='language',         # a vision-language model's blocks: 'language', 'vision' or 'both' (the vision tower first)
     temperature:float=1.0,       # --text self: sampling temperature
     top_p:float=0.95,            # --text self: nucleus sampling mass
     out:str='lrnb-compressed',   # folder to save the compressed model to
@@ -145,11 +149,15 @@ def lrnb_compress(
         if given: raise SystemExit(f"error: --recipe {recipe} holds every stage setting; it cannot go with {' '.join(given)}")
     if checkpoint is not None and no_checkpoint: raise SystemExit(f"error: --checkpoint {checkpoint} cannot go with --no_checkpoint")
     if eval_windows < 0: raise SystemExit(f"error: --eval_windows must be >= 0; got {eval_windows}")
+    if part not in ('language', 'vision', 'both'): raise SystemExit(f"error: --part must be 'language', 'vision' or 'both'; got {part!r}")
+    if part != 'language' and not images:
+        raise SystemExit(f"error: --part {part} compresses a vision tower, which only images reach: add --images")
+    if images and text != 'stdlib': raise SystemExit(f"error: --images calibrates on image captions; it cannot go with --text {text}")
     with user_errors():
         rec = Recipe.from_file(recipe) if recipe is not None else recipe_from_flags(**flags, seed=seed)
         torch_dtype = parse_dtype(dtype)
         if SELF in text_sources(text): check_sampling(temperature, top_p)
-        check_run(rec, offload, int(os.environ.get('WORLD_SIZE', '1')))
+        check_run(rec, offload, int(os.environ.get('WORLD_SIZE', '1')), images=images)
     factors = any(stage_name(s) == 'factors' for s in rec.stages)
     if checkpoint is not None and not factors: raise SystemExit(f"error: --checkpoint {checkpoint} needs a factors stage, whose blocks it keeps")
     folder_default = checkpoint is None
@@ -166,36 +174,57 @@ def lrnb_compress(
         if not language_model and SELF in text_sources(text):
             raise ValueError(f"text 'self' samples calibration text from the model; {model} is not a language model")
         n_val = max(1, math.ceil(e2e[0].val_fraction * n_windows)) if e2e else 0   # e2e: validation windows no stage sees
-        calset = calibration_windows(net, tok, text, seq_len, n_windows + n_val, seed, temperature=temperature, top_p=top_p,
-                                     batch_size=batch_size, device=home)   # 'self' samples where the model lives
+        if images:   # image-text windows: the calibration half of the sample images, and the other half to measure
+            placeholders = image_placeholders(net.config)
+            processor = AutoImageProcessor.from_pretrained(model)
+            pairs = lambda split, n, s: image_text_windows(sample_images(split), tok, processor, *placeholders, seq_len, n, s)
+            calset = CalibrationSet(pairs('calibration', n_windows, seed), {'sample_images': n_windows}, None)
+            image_held = pairs('evaluation', min(eval_windows, 8), seed + 1) if eval_windows else None
+        else:
+            calset = calibration_windows(net, tok, text, seq_len, n_windows + n_val, seed, temperature=temperature, top_p=top_p,
+                                         batch_size=batch_size, device=home)   # 'self' samples where the model lives
+            processor = image_held = None
         calib = calset.windows
         calib, val = calib[:len(calib) - n_val], (calib[len(calib) - n_val:] if n_val else None)
         scored = eval_windows and language_model
         held = token_windows(tok, load_texts(eval_text or evaluation_source(text), 'evaluation'), seq_len, eval_windows, seed) if scored else None
-        shared = shared_spans(calset.windows, held) if held is not None else 0
+        shared = shared_spans(token_ids(calset.windows), held) if held is not None and not images else 0
         if shared: log.warning("%d spans of 32 evaluation tokens also occur in the calibration windows: the perplexity is not held-apart", shared)
         before = evaluate(net, held, batch_size, home) if held is not None else None
-        report = run_recipe(net, calib, rec, batch_size=batch_size, device=device, offload=offload, checkpoint=checkpoint,
-                            val_windows=val, exclude=held, seed=seed)
-        if report.resumed_blocks:
-            print(f"lrnb: resumed {report.resumed_blocks} finished blocks from {checkpoint}", file=sys.stderr if json else sys.stdout)
+        reference = output_logits(net, image_held, batch_size, home) if image_held is not None else None
+        runs, parts_before = ('vision', 'language') if part == 'both' else (part,), part_parameters(net)
+        checkpoints = {p: checkpoint if checkpoint is None or len(runs) == 1 else checkpoint.with_name(f"{checkpoint.name}-{p}")
+                       for p in runs}
+        reports = [run_recipe(net, calib, rec, batch_size=batch_size, device=device, offload=offload, checkpoint=checkpoints[p],
+                              val_windows=val, exclude=held, seed=seed, part=p) for p in runs]
+        report, total = reports[-1], lambda f: sum(f(r) for r in reports)
+        resumed = total(lambda r: r.resumed_blocks)
+        if resumed: print(f"lrnb: resumed {resumed} finished blocks from {checkpoint}", file=sys.stderr if json else sys.stdout)
         after = evaluate(net, held, batch_size, home) if held is not None else None
+        image_error = None
+        if reference is not None: image_error = float((output_logits(net, image_held, batch_size, home) - reference).norm() / reference.norm())
         if rank: return
-        folder = save_pretrained(net, tok, out, max_shard_size=max_shard_size)
+        folder = save_pretrained(net, tok, out, max_shard_size=max_shard_size, image_processor=processor)
         if calset.generated is not None:   # the model's own samples, for the user to read
             atomic_write(folder / SELF_TEXT, lambda tmp: Path(tmp).write_text('\n\n'.join(tok.batch_decode(calset.generated.windows))))
-        if checkpoint is not None and folder_default: shutil.rmtree(checkpoint, ignore_errors=True)   # the model is saved: nothing to resume
+        if folder_default:   # the model is saved: nothing to resume
+            for c in checkpoints.values():
+                if c is not None: shutil.rmtree(c, ignore_errors=True)
     stage_reports = dict(report.stages)   # the last of each kind
+    linear_ratio = 1 - total(lambda r: r.linear_params_after) / total(lambda r: r.linear_params_before)
     result = dict(model=model, language_model=language_model, recipe=rec.data(), device=str(device), offload=offload, checkpoint=checkpoint and str(checkpoint),
-                  resumed_blocks=report.resumed_blocks, calibration_windows=len(calib), validation_windows=n_val, seq_len=seq_len,
+                  resumed_blocks=resumed, calibration_windows=len(calib), part=part, images=images, validation_windows=n_val, seq_len=seq_len,
                   calibration_sources=calset.counts, shared_eval_spans=shared,
                   generation=calset.generated and dict(calset.generated.settings, seconds=calset.generated.seconds,
                                                        tokens_per_second=calset.generated.tokens_per_second,
                                                        eos_share=calset.generated.eos_share, text=SELF_TEXT),
-                  calibration_tokens=report.calibration_tokens, params_before=report.params_before, params_after=report.params_after,
-                  linear_ratio=report.linear_ratio, compress_seconds=report.seconds, profile_seconds=report.seconds_of('ranks'),
-                  statistics_seconds=report.statistics_seconds, stage_seconds={n: report.seconds_of(n) for n in dict(report.stages)},
-                  distill_seconds=sum(d.seconds for n, r in report.stages if n == 'distill' for d in r.distillation.values()),
+                  calibration_tokens=report.calibration_tokens, params_before=reports[0].params_before, params_after=report.params_after,
+                  parts_before=parts_before, parts_after=part_parameters(net), image_error=image_error,
+                  image_eval_windows=len(image_held) if image_held is not None else 0,
+                  linear_ratio=linear_ratio, compress_seconds=total(lambda r: r.seconds), profile_seconds=total(lambda r: r.seconds_of('ranks')),
+                  statistics_seconds=total(lambda r: r.statistics_seconds),
+                  stage_seconds={n: total(lambda r: r.seconds_of(n)) for n in dict(report.stages)},
+                  distill_seconds=total(lambda r: sum(d.seconds for n, s in r.stages if n == 'distill' for d in s.distillation.values())),
                   e2e=stage_reports['e2e'].record() if 'e2e' in stage_reports else None,
                   perplexity_before=before and before.perplexity, perplexity_after=after and after.perplexity,
                   eval_tokens=after and after.tokens, tokens_per_second_before=before and before.tokens_per_second,
@@ -205,16 +234,19 @@ def lrnb_compress(
     ppl = lambda e: e.perplexity if e else '-'
     tps = lambda e: round(e.tokens_per_second) if e else '-'
     steps_said = ' → '.join(stage_name(s) for s in rec.stages)
-    print(f"lrnb: {model} by the recipe {steps_said}, {report.linear_ratio:.1%} of decoder-linear parameters removed; "
-          f"calibration {len(calib)} x {seq_len} tokens of {text!r}"
+    print(f"lrnb: {model} by the recipe {steps_said}, {linear_ratio:.1%} of decoder-linear parameters removed; "
+          f"calibration {len(calib)} x {seq_len} tokens of {'sample images with their captions' if images else repr(text)}"
           + (f"; evaluation {len(held)} x {seq_len} held-apart tokens of {eval_text or evaluation_source(text)!r}" if held is not None else ''))
     if not language_model: print(f"perplexity: not measured, {type(net).__name__} has no language-model head")
     if calset.generated is not None:
         print(f"calibration: {calset.counts[SELF]} windows sampled from the model at {calset.generated.tokens_per_second:,.0f} tokens/s "
               f"(temperature {temperature}, top_p {top_p}), readable in {Path(folder) / SELF_TEXT}")
     print(rec.yaml().rstrip())
-    print(format_table([['original', report.params_before, ppl(before), tps(before), '-'],
-                        ['compressed', report.params_after, ppl(after), tps(after), round(report.seconds, 1)]],
+    if images:
+        print(f"parts ({part}): " + ', '.join(f"{p} {parts_before[p]:,} -> {result['parts_after'][p]:,}" for p in parts_before)
+              + (f"; output error on {len(image_held)} held-apart image windows: {image_error:.3f}" if image_error is not None else ''))
+    print(format_table([['original', reports[0].params_before, ppl(before), tps(before), '-'],
+                        ['compressed', report.params_after, ppl(after), tps(after), round(result['compress_seconds'], 1)]],
                        ['model', 'parameters', 'perplexity', 'tokens/s', 'compress s']))
     print(f"saved to {folder}  (total {time.perf_counter() - t0:.0f} s, peak memory {peak_memory_mb(device):,.0f} MiB on {device})")
 

@@ -11,12 +11,13 @@ import torch
 from torch import Tensor
 from datasets import Dataset, load_dataset
 from .stats import ImageTextWindows
+from .texts import DEBIAN_TEXTS, debian_text
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'SPLITS', 'SAMPLE_IMAGES', 'stdlib_docstrings', 'load_texts', 'token_windows', 'image_caption', 'rgb',
-           'sample_images', 'image_text_windows']
+           'sample_images', 'image_text_windows', 'image_placeholders']
 
 # %% ../nbs/02_data.ipynb #ece01aac
 _SKIP_DIRS = {'test', 'tests', 'idlelib', 'site-packages', 'dist-packages', 'lib2to3', 'tkinter', 'turtledemo', 'ensurepip', 'pydoc_data'}
@@ -39,7 +40,7 @@ def stdlib_docstrings(min_chars:int=80)->tuple[str, ...]:
 # %% ../nbs/02_data.ipynb #eab9e7a5
 SPLITS = ('calibration', 'evaluation', 'all')
 
-def load_texts(source:str|Path='stdlib', # 'stdlib', a text file or folder, or a Hub dataset name
+def load_texts(source:str|Path='stdlib', # 'stdlib', a Debian text (`DEBIAN_TEXTS`), a text file or folder, or a Hub dataset
                split:str='calibration',   # 'calibration' (first half), 'evaluation' (second half) or 'all'
                text_column:str='text',    # column holding the text (Hub datasets)
               )->list[str]:
@@ -52,6 +53,7 @@ def load_texts(source:str|Path='stdlib', # 'stdlib', a text file or folder, or a
 
 def _paragraphs(source, text_column)->list[str]:
     if str(source) == 'stdlib': ds = Dataset.from_dict({'text': list(stdlib_docstrings())})
+    elif str(source) in DEBIAN_TEXTS: ds = Dataset.from_dict({'text': list(debian_text(str(source)))})
     elif Path(source).exists():
         path = Path(source)
         files = sorted(str(p) for p in path.rglob('*') if p.is_file()) if path.is_dir() else [str(path)]
@@ -145,3 +147,13 @@ def image_text_windows(images:list[tuple[str, np.ndarray, str]], # from `sample_
         text = tokenizer(caption, add_special_tokens=False)['input_ids'][:seq_len - image_tokens]
         ids.append([image_token_id] * image_tokens + text + [end] * (seq_len - image_tokens - len(text)))
     return ImageTextWindows(torch.tensor(ids), torch.stack(pixels))
+
+# %% ../nbs/02_data.ipynb #25090aac
+def image_placeholders(config)->tuple[int, int]:
+    "A LLaVA-style model's image placeholder token id, and how many placeholders one image takes (one per patch)."
+    vision, strategy = getattr(config, 'vision_config', None), getattr(config, 'vision_feature_select_strategy', None)
+    token = getattr(config, 'image_token_id', None)
+    if vision is None or token is None or strategy not in ('default', 'full') or not hasattr(vision, 'patch_size'):
+        raise ValueError(f"image-text calibration windows are made for LLaVA-style models (an image token, a vision "
+                         f"tower cutting fixed-size patches); got model_type {config.model_type!r}")
+    return token, (vision.image_size // vision.patch_size) ** 2 + (strategy == 'full')   # 'full' keeps the CLS feature

@@ -13,11 +13,11 @@ from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .models import default_device
 from .lowrank import compressible_linears
-from .stats import check_windows
+from .stats import ImageTextWindows, check_windows, model_inputs
 
 # %% auto #0
 __all__ = ['Evaluation', 'evaluate', 'peak_rss_mb', 'peak_memory_mb', 'generation_speed', 'relative_speed', 'layer_output_errors',
-           'perplexity_cell', 'markdown_table']
+           'output_logits', 'perplexity_cell', 'markdown_table']
 
 # %% ../nbs/06_evaluate.ipynb #e9f71260
 @dataclass
@@ -156,6 +156,17 @@ def layer_output_errors(original:nn.Module,    # the original causal LM
     for n, (ref, got, diff) in ((n, s.tolist()) for n, s in sums.items()):
         out[n] = {'error': diff / max(ref, 1e-30), 'norm_ratio': math.sqrt(got / max(ref, 1e-30))}
     return out
+
+# %% ../nbs/06_evaluate.ipynb #bae964e8
+@torch.no_grad()
+def output_logits(model:nn.Module,                 # a language model, or a vision-language model
+                  windows:Tensor|ImageTextWindows, # token ids, or windows with images
+                  batch_size:int=2, device=None)->Tensor:
+    "The model's logits on `windows`, float32 on the CPU (N, seq_len, vocab): to compare two models' outputs."
+    check_windows(windows, model)
+    device = default_device(device)
+    return torch.cat([model(**model_inputs(windows[i:i + batch_size], device), use_cache=False).logits.float().cpu()
+                      for i in range(0, len(windows), batch_size)])
 
 # %% ../nbs/06_evaluate.ipynb #9e34bc2c
 def perplexity_cell(value:float, base:float|None=None)->str:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09a_method_bench.ipynb #6e3a9b27
 from __future__ import annotations
-import copy, json, logging, time
+import copy, json, logging, shutil, time
 from pathlib import Path
 from fastcore.script import call_parse
 import torch
@@ -15,13 +15,18 @@ from .compress import SOLVERS, compress, uniform_ranks
 from .pareto import RULES, WEIGHTINGS, allocation_errors, profile, rank_allocation
 from .spectrum import check_training, learn_spectrum
 from .evaluate import layer_output_errors, markdown_table, peak_memory_mb, perplexity_cell
-from .bench import bench_windows, held_perplexities, write_results
+from .bench import bench_recipe, bench_windows, held_perplexities, run_measured, write_results
+from .calibration import SELF, shared_spans, text_sources, window_counts
+from .cli import SELF_TEXT
+from .data import load_texts, token_windows
+from .models import load_model
+from .texts import EVALUATION_TEXTS
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'solver_timing', 'solver_table', 'lrnb_solver_bench', 'rank_table', 'lrnb_rank_bench', 'spectrum_table',
-           'lrnb_spectrum_bench']
+           'lrnb_spectrum_bench', 'calibration_overlap', 'calibration_table', 'lrnb_calibration_bench']
 
 # %% ../nbs/09a_method_bench.ipynb #6d2f3123
 def solver_timing(m:int, n:int,       # weight shape
@@ -190,3 +195,85 @@ def lrnb_spectrum_bench(out:str='bench_out/spectrum',   # folder for the texts a
                         training_mib=rep.teacher_mib + rep.components_mib, stopped=rep.stopped, **ppl(m)))
             del m
     print(spectrum_table(rows))
+
+# %% ../nbs/09a_method_bench.ipynb #4760bfcd
+def calibration_overlap(tokenizer,
+                        text:str,               # the calibration set, as lrnb_compress's --text
+                        generated:str|None,     # its self-generated samples as text (None: none)
+                        domains:list[str],      # evaluation texts
+                        seq_len:int=512, n_windows:int=64, eval_windows:int=16, seed:int=0,
+                       )->dict[str, int]:
+    "Spans of 32 tokens that each domain's evaluation windows share with the calibration windows `text` gives."
+    counts = window_counts(text_sources(text), n_windows)
+    parts = [token_windows(tokenizer, load_texts(name, 'calibration'), seq_len, n, seed)
+             for name, n in counts.items() if name != SELF and n]
+    if generated: parts.append(token_windows(tokenizer, [generated], seq_len))
+    calibration = torch.cat(parts)
+    return {d: shared_spans(calibration, token_windows(tokenizer, load_texts(d, 'evaluation'), seq_len, eval_windows, seed))
+            for d in domains}
+
+def calibration_table(rows:list[dict])->str:
+    "Markdown table of `lrnb_calibration_bench` rows: each domain's perplexity and its ratio to the original's, the worst ratio."
+    base, domains = rows[0], list(rows[0]['ppl'])
+    body = []
+    for r in rows:
+        worst = '-' if r is base else f"{max(r['ppl'][d] / base['ppl'][d] for d in domains):.2f}×"
+        body.append([r['text'], r['recipe'], f"{r['parameters']:,}"]
+                    + [perplexity_cell(r['ppl'][d], None if r is base else base['ppl'][d]) for d in domains]
+                    + [worst, f"{r['compress_s']:.0f}", f"{r['sampling_s']:.0f}" if r['sampling_s'] else '-'])
+    return markdown_table(['calibration', 'recipe', 'parameters'] + domains + ['worst ratio', 'compress s', 'sampling s'], body)
+
+@call_parse
+def lrnb_calibration_bench(
+    out:str='calibration_bench_out', # folder for results.md/json (and, while they are scored, the models)
+    texts:str='stdlib;broad;self;stdlib:0.5,self:0.5;broad:0.5,self:0.5', # calibration sets, ';'-separated
+    recipes:str='whitened greedy+refit', # names of the results page's recipes (BENCH_RECIPES)
+    ratio:float=0.4,                 # share of the decoder linears' parameters removed
+    domains:str=' '.join(EVALUATION_TEXTS), # evaluation texts, scored on their held-apart halves
+    model:str='smollm2',             # 'smollm2', a Hub name or a local folder
+    n_windows:int=64,                # calibration windows
+    eval_windows:int=16,             # evaluation windows per domain
+    seq_len:int=512,                 # tokens per window
+    device:str=None,                 # default: cuda if available
+):
+    "Compress with every calibration set and recipe; score each on every domain; write results.md/json."
+    texts_, recipes_, domains_ = [t.strip() for t in texts.split(';') if t.strip()], recipes.split(), domains.split()
+    if not texts_ or not recipes_ or not domains_: raise ValueError("texts, recipes and domains must each name at least one")
+    check_ratio(ratio)
+    for r in recipes_: bench_recipe(r, ratio)   # raises for an unknown recipe
+    for t in texts_:
+        clash = set(text_sources(t)) & set(domains_)
+        if clash: raise ValueError(f"texts {t!r} calibrates on {sorted(clash)}, which domains evaluates: keep them apart")
+    tokenizer = load_model(model, device='cpu')[1]
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    settings = dict(model=model, ratio=ratio, n_windows=n_windows, eval_windows=eval_windows, seq_len=seq_len, domains=domains_)
+    dev = ['--device', device] if device else []
+    def scored(folder):
+        return {d: run_measured(['lrnb_eval', '--model', str(folder), '--text', d, '--n_windows', str(eval_windows),
+                                 '--seq_len', str(seq_len)] + dev)['perplexity'] for d in domains_}
+    path = out / 'results.json'
+    rows = [r for r in (json.loads(path.read_text()) if path.exists() else []) if r['settings'] == settings]
+    done = {(r['text'], r['recipe']) for r in rows}
+    if ('-', 'original') not in done:
+        first = run_measured(['lrnb_eval', '--model', model, '--n_windows', '1', '--seq_len', str(seq_len)] + dev)
+        rows.insert(0, dict(text='-', recipe='original', parameters=first['parameters'], ppl=scored(model), compress_s=0.0,
+                            sampling_s=0.0, shared_spans={}, settings=settings))
+        write_results(rows, out, calibration_table)
+    for text in texts_:
+        for recipe in recipes_:
+            if (text, recipe) in done: continue
+            folder = out / 'model'
+            recipe_file = out / 'recipe.yaml'
+            recipe_file.write_text(bench_recipe(recipe, ratio).yaml())
+            c = run_measured(['lrnb_compress', '--model', model, '--recipe', str(recipe_file), '--text', text, '--out',
+                              str(folder), '--n_windows', str(n_windows), '--seq_len', str(seq_len), '--eval_windows', '0',
+                              '--no_checkpoint'] + dev)
+            samples = folder / SELF_TEXT
+            shared = calibration_overlap(tokenizer, text, samples.read_text() if samples.exists() else None, domains_,
+                                         seq_len, n_windows, eval_windows)
+            rows.append(dict(text=text, recipe=recipe, parameters=c['params_after'], ppl=scored(folder),
+                             compress_s=c['compress_seconds'], sampling_s=(c['generation'] or {}).get('seconds', 0.0),
+                             shared_spans=shared, settings=settings))
+            write_results(rows, out, calibration_table)
+            shutil.rmtree(folder)   # a model per row would fill the disk
+    return rows

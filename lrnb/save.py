@@ -22,6 +22,7 @@ def save_pretrained(model:nn.Module,  # original or compressed causal LM
                     tokenizer,         # its tokenizer, saved beside it
                     folder:str|Path,   # target folder (replaced atomically if it exists)
                     max_shard_size:int|str='5GB', # largest safetensors file; bigger models are sharded
+                    image_processor=None, # a vision-language model's image processor, saved beside it
                    )->Path:
     "Write `model` and `tokenizer` to `folder` as a Hugging Face folder, atomically; returns the folder."
     lowrank = {n for n, m in model.named_modules() if isinstance(m, LowRankLinear)}
@@ -36,6 +37,7 @@ def save_pretrained(model:nn.Module,  # original or compressed causal LM
     with atomic_folder(folder) as tmp:
         model.save_pretrained(tmp, max_shard_size=max_shard_size, save_original_format=not portable)
         tokenizer.save_pretrained(tmp)
+        if image_processor is not None: image_processor.save_pretrained(tmp)
         if portable:
             config = json.loads((tmp / 'config.json').read_text())
             config['lrnb'] = {'ranks': {}, **config.get('lrnb', {}), 'experts': experts}
