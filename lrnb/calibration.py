@@ -15,8 +15,9 @@ from .texts import CALIBRATION_TEXTS
 from .models import default_device
 
 # %% auto #0
-__all__ = ['SELF', 'MIXES', 'nucleus_probs', 'Generated', 'check_sampling', 'self_generated_windows', 'text_sources',
-           'window_counts', 'CalibrationSet', 'calibration_windows', 'shared_spans', 'evaluation_source']
+__all__ = ['SELF', 'MIXES', 'nucleus_probs', 'Generated', 'chat_prefix', 'check_sampling', 'self_generated_windows',
+           'text_sources', 'window_counts', 'CalibrationSet', 'calibration_windows', 'shared_spans',
+           'evaluation_source']
 
 # %% ../nbs/02a_calibration.ipynb #ebaad230
 def nucleus_probs(logits:Tensor,   # (batch, vocab)
@@ -40,6 +41,14 @@ class Generated:
     @property
     def tokens_per_second(self)->float: return self.windows.numel() / self.seconds
 
+def chat_prefix(tokenizer)->list[int]:
+    "Token ids of the tokenizer's chat template up to where the user's first message goes (the model writes the rest)."
+    if not getattr(tokenizer, 'chat_template', None):
+        raise ValueError(f"chat=True starts from the tokenizer's chat template; {type(tokenizer).__name__} has none")
+    mark = '\x00lrnb-message\x00'
+    text = tokenizer.apply_chat_template([{'role': 'user', 'content': mark}], tokenize=False)
+    return tokenizer(text[:text.index(mark)], add_special_tokens=False)['input_ids']
+
 def check_sampling(temperature:float, top_p:float):
     "Refuse a temperature or top_p that sampling cannot use."
     if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
@@ -56,23 +65,27 @@ def self_generated_windows(model:nn.Module,        # the causal LM to sample fro
                            seed:int=0,              # sampling seed
                            batch_size:int=8,        # windows generated together
                            max_eos_share:float=0.5, # refuse samples with more end-of-text tokens than this
+                           chat:bool=False,         # start from the chat template, where the user's first message goes
                            device=None,             # None: cuda if available, else cpu
                            progress:bool=True,      # tqdm bar over the tokens
                           )->Generated:
-    "`n_windows` windows of `seq_len` tokens sampled from `model`, each from the start-of-text token."
+    "`n_windows` windows of `seq_len` tokens sampled from `model`, each from the start-of-text token (or the chat template)."
     check_sampling(temperature, top_p)
     for name, v, low in (('n_windows', n_windows, 1), ('seq_len', seq_len, 2), ('batch_size', batch_size, 1)):
         if not isinstance(v, int) or v < low: raise ValueError(f"{name} must be an integer >= {low}; got {v!r}")
     start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     if start_id is None: raise ValueError("the tokenizer has neither a start-of-text nor an end-of-text token to start from")
+    prefix = chat_prefix(tokenizer) if chat else []   # part of every window: the model sees it in use too
+    if len(prefix) >= seq_len: raise ValueError(f"seq_len={seq_len} leaves no room after the chat template's {len(prefix)} tokens")
     device = default_device(device)
     model.to(device)
     g, rows, t0 = torch.Generator().manual_seed(seed), [], time.perf_counter()
     bar = tqdm(total=n_windows * seq_len, desc='self-generated calibration', unit='tok', disable=not progress)
     for first in range(0, n_windows, batch_size):
         b = min(batch_size, n_windows - first)
-        ids, cache, out = torch.full((b, 1), start_id, device=device), None, []
-        for _ in range(seq_len):
+        ids = torch.tensor([prefix or [start_id]] * b, device=device)
+        cache, out = None, [ids.cpu()] if prefix else []
+        for _ in range(seq_len - len(prefix)):
             step = model(input_ids=ids, cache=cache, use_cache=True)
             cache = step.cache
             ids = torch.multinomial(nucleus_probs(step.logits[:, -1], temperature, top_p).cpu(), 1, generator=g).to(device)
@@ -86,7 +99,7 @@ def self_generated_windows(model:nn.Module,        # the causal LM to sample fro
     if share > max_eos_share:
         raise ValueError(f"the model generated {share:.0%} end-of-text tokens (max_eos_share={max_eos_share}): its samples "
                          "are no calibration text; give a text source instead")
-    return Generated(windows, time.perf_counter() - t0, share, dict(temperature=temperature, top_p=top_p, seed=seed))
+    return Generated(windows, time.perf_counter() - t0, share, dict(temperature=temperature, top_p=top_p, seed=seed, chat=chat))
 
 # %% ../nbs/02a_calibration.ipynb #98f1ab86
 SELF = 'self'
@@ -132,6 +145,7 @@ def calibration_windows(model:nn.Module|None,   # the model being compressed (ne
                         seq_len:int=512, n_windows:int=64, seed:int=0,
                         split:str='calibration', # the half of each text source to cut from
                         temperature:float=1.0, top_p:float=0.95, batch_size:int=8, # 'self': sampling settings
+                        chat:bool=False,         # 'self': start from the chat template (see `self_generated_windows`)
                         device=None, progress:bool=True,
                        )->CalibrationSet:
     "`n_windows` calibration windows from the sources `text` names, in their weights."
@@ -149,7 +163,7 @@ def calibration_windows(model:nn.Module|None,   # the model being compressed (ne
     generated = None
     if counts.get(SELF):
         generated = self_generated_windows(model, tokenizer, counts[SELF], seq_len, temperature, top_p, seed, batch_size,
-                                           device=device, progress=progress)
+                                           chat=chat, device=device, progress=progress)
         parts[SELF] = generated.windows
     if len(parts) == 1: return CalibrationSet(next(iter(parts.values())), counts, generated)   # one source: its windows as they come
     windows = torch.cat([parts[name] for name in counts if name in parts])

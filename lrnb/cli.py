@@ -105,6 +105,7 @@ def lrnb_compress(
     part:str='language',         # a vision-language model's blocks: 'language', 'vision' or 'both' (the vision tower first)
     temperature:float=1.0,       # --text self: sampling temperature
     top_p:float=0.95,            # --text self: nucleus sampling mass
+    chat:store_true=False,       # --text self: start from the chat template (the model writes both sides of a conversation)
     out:str='lrnb-compressed',   # folder to save the compressed model to
     n_windows:int=64,            # calibration windows
     eval_windows:int=40,         # evaluation windows (0: skip perplexity)
@@ -157,6 +158,7 @@ def lrnb_compress(
         rec = Recipe.from_file(recipe) if recipe is not None else recipe_from_flags(**flags, seed=seed)
         torch_dtype = parse_dtype(dtype)
         if SELF in text_sources(text): check_sampling(temperature, top_p)
+        elif chat: raise ValueError(f"--chat starts the model's own samples from its chat template: it needs --text self (or a mix with self); got --text {text}")
         check_run(rec, offload, int(os.environ.get('WORLD_SIZE', '1')), images=images)
     factors = any(stage_name(s) == 'factors' for s in rec.stages)
     if checkpoint is not None and not factors: raise SystemExit(f"error: --checkpoint {checkpoint} needs a factors stage, whose blocks it keeps")
@@ -182,7 +184,7 @@ def lrnb_compress(
             image_held = pairs('evaluation', min(eval_windows, 8), seed + 1) if eval_windows else None
         else:
             calset = calibration_windows(net, tok, text, seq_len, n_windows + n_val, seed, temperature=temperature, top_p=top_p,
-                                         batch_size=batch_size, device=home)   # 'self' samples where the model lives
+                                         batch_size=batch_size, chat=chat, device=home)   # 'self' samples where the model lives
             processor = image_held = None
         calib = calset.windows
         calib, val = calib[:len(calib) - n_val], (calib[len(calib) - n_val:] if n_val else None)
