@@ -47,6 +47,7 @@ def chat_prefix(tokenizer)->list[int]:
         raise ValueError(f"chat=True starts from the tokenizer's chat template; {type(tokenizer).__name__} has none")
     mark = '\x00lrnb-message\x00'
     text = tokenizer.apply_chat_template([{'role': 'user', 'content': mark}], tokenize=False)
+    if mark not in text: raise ValueError("chat=True needs a chat template that writes the user's message as it is; this one changes it")
     return tokenizer(text[:text.index(mark)], add_special_tokens=False)['input_ids']
 
 def check_sampling(temperature:float, top_p:float):
@@ -120,7 +121,7 @@ def text_sources(text:str)->dict[str, float]:
     expanded = {}
     for name, w in weights.items():
         for source, share in MIXES.get(name, {name: 1.0}).items(): expanded[source] = expanded.get(source, 0.0) + w * share
-    total = sum(weights.values())
+    total = sum(expanded.values())
     if total <= 0: raise ValueError(f"text {text!r}: the weights must sum to a positive number; got {total}")
     return {name: w / total for name, w in expanded.items()}
 

@@ -99,9 +99,9 @@ def lrnb_compress(
     recipe:str=None,             # a YAML/JSON recipe file: the stages in order (instead of the stage flags below)
     method:str='whitened',       # 'svd', 'asvd', 'whitened' or 'spectrum' (learned scores on whitened components)
     ratio:float=0.2,             # share of the decoder linears' parameters to remove, in (0, 1)
-    text:str='stdlib',           # calibration: 'stdlib', a text file or folder, a Hub dataset, 'self' (sampled from the model), or a mix 'stdlib:0.5,self:0.5'
+    text:str='stdlib',           # calibration: 'stdlib', 'broad' (a mix of five registers), a Debian text ('kjv', ...), a text file or folder, a Hub dataset, 'self' (sampled from the model), or a mix 'stdlib:0.5,self:0.5'
     eval_text:str=None,          # evaluation text (default: the held-apart half of --text's first source but 'self', else of 'stdlib')
-    images:store_true=False,     # calibrate on images with their captions (scikit-image's samples; LLaVA-style models)
+    images:store_true=False,     # calibrate on images with their captions (scikit-image's samples; LLaVA); error on up to 8 held-apart images
     part:str='language',         # a vision-language model's blocks: 'language', 'vision' or 'both' (the vision tower first)
     temperature:float=1.0,       # --text self: sampling temperature
     top_p:float=0.95,            # --text self: nucleus sampling mass
@@ -138,7 +138,7 @@ def lrnb_compress(
     device:str=None,             # e.g. cpu, cuda, cuda:1 (default: cuda if available)
     seed:int=0,                  # calibration/evaluation window seed
     offload:store_true=False,    # keep the model on the CPU; the embeddings, then each block, visit --device in turn
-    checkpoint:str=None,         # folder of finished blocks, to continue after an interruption (default: <out>.partial, removed once saved)
+    checkpoint:str=None,         # folder of finished blocks, to continue after an interruption (default: <out>.partial, removed once saved; --part both: <folder>-vision and <folder>-language)
     no_checkpoint:store_true=False, # write no checkpoint folder
     max_shard_size:str='5GB',    # largest weights file of the saved folder (bigger models are sharded)
     json:store_true=False,       # print one JSON object instead of a table
@@ -201,7 +201,8 @@ def lrnb_compress(
                               val_windows=val, exclude=held, seed=seed, part=p) for p in runs]
         report, total = reports[-1], lambda f: sum(f(r) for r in reports)
         resumed = total(lambda r: r.resumed_blocks)
-        if resumed: print(f"lrnb: resumed {resumed} finished blocks from {checkpoint}", file=sys.stderr if json else sys.stdout)
+        used = ', '.join(str(c) for c in checkpoints.values() if c is not None) or None   # the folders written
+        if resumed: print(f"lrnb: resumed {resumed} finished blocks from {used}", file=sys.stderr if json else sys.stdout)
         after = evaluate(net, held, batch_size, home) if held is not None else None
         image_error = None
         if reference is not None: image_error = float((output_logits(net, image_held, batch_size, home) - reference).norm() / reference.norm())
@@ -214,7 +215,7 @@ def lrnb_compress(
                 if c is not None: shutil.rmtree(c, ignore_errors=True)
     stage_reports = dict(report.stages)   # the last of each kind
     linear_ratio = 1 - total(lambda r: r.linear_params_after) / total(lambda r: r.linear_params_before)
-    result = dict(model=model, language_model=language_model, recipe=rec.data(), device=str(device), offload=offload, checkpoint=checkpoint and str(checkpoint),
+    result = dict(model=model, language_model=language_model, recipe=rec.data(), device=str(device), offload=offload, checkpoint=used,
                   resumed_blocks=resumed, calibration_windows=len(calib), part=part, images=images, validation_windows=n_val, seq_len=seq_len,
                   calibration_sources=calset.counts, shared_eval_spans=shared,
                   generation=calset.generated and dict(calset.generated.settings, seconds=calset.generated.seconds,
@@ -241,7 +242,7 @@ def lrnb_compress(
           + (f"; evaluation {len(held)} x {seq_len} held-apart tokens of {eval_text or evaluation_source(text)!r}" if held is not None else ''))
     if not language_model: print(f"perplexity: not measured, {type(net).__name__} has no language-model head")
     if calset.generated is not None:
-        print(f"calibration: {calset.counts[SELF]} windows sampled from the model at {calset.generated.tokens_per_second:,.0f} tokens/s "
+        print(f"calibration: {calset.counts[SELF]} windows sampled from the model{' from its chat template' if chat else ''} at {calset.generated.tokens_per_second:,.0f} tokens/s "
               f"(temperature {temperature}, top_p {top_p}), readable in {Path(folder) / SELF_TEXT}")
     print(rec.yaml().rstrip())
     if images:

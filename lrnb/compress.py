@@ -297,7 +297,7 @@ def plan_compression(model:nn.Module, windows:Tensor|None=None, method:str='whit
                            bool(keep_decompositions))
     if plan.grams is not None or distill is not None:
         if windows is None: raise ValueError(f"windows (calibration token ids) are required for method={method!r}")
-        check_windows(windows, model)
+        check_windows(windows, model, images=True)
     if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
     return plan
 

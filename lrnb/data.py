@@ -136,6 +136,7 @@ def image_text_windows(images:list[tuple[str, np.ndarray, str]], # from `sample_
         raise ValueError(f"image_tokens must be an integer in [1, seq_len={seq_len}); got {image_tokens!r}")
     if not isinstance(n_windows, int) or n_windows < 1: raise ValueError(f"n_windows must be a positive integer; got {n_windows!r}")
     rng, end = random.Random(seed), tokenizer.eos_token_id
+    if end is None: raise ValueError("tokenizer must have an end-of-text token (it fills each window after the caption)")
     order = [i for _ in range(-(-n_windows // len(images))) for i in rng.sample(range(len(images)), len(images))]
     ids, pixels = [], []
     for i in order[:n_windows]:
@@ -152,8 +153,8 @@ def image_text_windows(images:list[tuple[str, np.ndarray, str]], # from `sample_
 def image_placeholders(config)->tuple[int, int]:
     "A LLaVA-style model's image placeholder token id, and how many placeholders one image takes (one per patch)."
     vision, strategy = getattr(config, 'vision_config', None), getattr(config, 'vision_feature_select_strategy', None)
-    token = getattr(config, 'image_token_id', None)
-    if vision is None or token is None or strategy not in ('default', 'full') or not hasattr(vision, 'patch_size'):
-        raise ValueError(f"image-text calibration windows are made for LLaVA-style models (an image token, a vision "
-                         f"tower cutting fixed-size patches); got model_type {config.model_type!r}")
+    if config.model_type != 'llava' or strategy not in ('default', 'full') or not hasattr(vision, 'patch_size'):
+        raise ValueError(f"image-text calibration windows are made for model_type 'llava' (one image token per patch "
+                         f"of a fixed-size image; tiled images such as llava_next's are not); got {config.model_type!r}")
+    token = config.image_token_id
     return token, (vision.image_size // vision.patch_size) ** 2 + (strategy == 'full')   # 'full' keeps the CLS feature

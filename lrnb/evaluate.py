@@ -163,7 +163,7 @@ def output_logits(model:nn.Module,                 # a language model, or a visi
                   windows:Tensor|ImageTextWindows, # token ids, or windows with images
                   batch_size:int=2, device=None)->Tensor:
     "The model's logits on `windows`, float32 on the CPU (N, seq_len, vocab): to compare two models' outputs."
-    check_windows(windows, model)
+    check_windows(windows, model, images=True)
     device = default_device(device)
     return torch.cat([model(**model_inputs(windows[i:i + batch_size], device), use_cache=False).logits.float().cpu()
                       for i in range(0, len(windows), batch_size)])

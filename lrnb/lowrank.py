@@ -115,7 +115,9 @@ def selected_part(model:nn.Module, part:str):
     before = model.__dict__.get('_lrnb_part')
     model._lrnb_part = parts[part]
     try: yield parts[part]
-    finally: model._lrnb_part = before
+    finally:
+        if before is None: del model._lrnb_part   # nothing left behind
+        else: model._lrnb_part = before
 
 def decoder_layers(model:nn.Module)->tuple[str, nn.ModuleList]:
     "Name and module of the block list to compress: the `selected_part`, else the language part (else the vision one)."

@@ -16,10 +16,11 @@ from .pareto import RULES, WEIGHTINGS, allocation_errors, profile, rank_allocati
 from .spectrum import check_training, learn_spectrum
 from .evaluate import layer_output_errors, markdown_table, peak_memory_mb, perplexity_cell
 from .bench import bench_recipe, bench_windows, held_perplexities, run_measured, write_results
-from .calibration import SELF, shared_spans, text_sources, window_counts
+from .calibration import SELF, shared_spans, text_sources
 from .cli import SELF_TEXT
 from .data import load_texts, token_windows
-from .models import load_model
+from transformers import AutoTokenizer
+from .models import DEFAULT_MODEL, smollm2_folder
 from .texts import EVALUATION_TEXTS
 
 log = logging.getLogger(__name__)
@@ -198,14 +199,13 @@ def lrnb_spectrum_bench(out:str='bench_out/spectrum',   # folder for the texts a
 
 # %% ../nbs/09a_method_bench.ipynb #4760bfcd
 def calibration_overlap(tokenizer,
-                        text:str,               # the calibration set, as lrnb_compress's --text
-                        generated:str|None,     # its self-generated samples as text (None: none)
+                        counts:dict[str, int],  # windows of each calibration source, as lrnb_compress reports them
+                        generated:str|None,     # the self-generated samples as saved (None: none)
                         domains:list[str],      # evaluation texts
-                        seq_len:int=512, n_windows:int=64, eval_windows:int=16, seed:int=0,
+                        seq_len:int=512, eval_windows:int=16, seed:int=0,
                        )->dict[str, int]:
-    "Spans of 32 tokens that each domain's evaluation windows share with the calibration windows `text` gives."
-    counts = window_counts(text_sources(text), n_windows)
-    parts = [token_windows(tokenizer, load_texts(name, 'calibration'), seq_len, n, seed)
+    "Spans of 32 tokens that each domain's evaluation windows share with the calibration windows of `counts`' sources."
+    parts = [token_windows(tokenizer, load_texts(name, 'calibration'), seq_len, n, seed)   # as calibration_windows cuts them
              for name, n in counts.items() if name != SELF and n]
     if generated: parts.append(token_windows(tokenizer, [generated], seq_len))
     calibration = torch.cat(parts)
@@ -238,13 +238,15 @@ def lrnb_calibration_bench(
 ):
     "Compress with every calibration set and recipe; score each on every domain; write results.md/json."
     texts_, recipes_, domains_ = [t.strip() for t in texts.split(';') if t.strip()], recipes.split(), domains.split()
-    if not texts_ or not recipes_ or not domains_: raise ValueError("texts, recipes and domains must each name at least one")
+    for name, given in (('texts', texts_), ('recipes', recipes_), ('domains', domains_)):
+        if not given: raise ValueError(f"{name} must name at least one; got {locals()[name]!r}")
     check_ratio(ratio)
+    for d in domains_: load_texts(d, 'evaluation')   # raises for a text that is not there
     for r in recipes_: bench_recipe(r, ratio)   # raises for an unknown recipe
     for t in texts_:
         clash = set(text_sources(t)) & set(domains_)
         if clash: raise ValueError(f"texts {t!r} calibrates on {sorted(clash)}, which domains evaluates: keep them apart")
-    tokenizer = load_model(model, device='cpu')[1]
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_folder() if model == DEFAULT_MODEL else model)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     settings = dict(model=model, ratio=ratio, n_windows=n_windows, eval_windows=eval_windows, seq_len=seq_len, domains=domains_)
     dev = ['--device', device] if device else []
@@ -269,8 +271,8 @@ def lrnb_calibration_bench(
                               str(folder), '--n_windows', str(n_windows), '--seq_len', str(seq_len), '--eval_windows', '0',
                               '--no_checkpoint'] + dev)
             samples = folder / SELF_TEXT
-            shared = calibration_overlap(tokenizer, text, samples.read_text() if samples.exists() else None, domains_,
-                                         seq_len, n_windows, eval_windows)
+            shared = calibration_overlap(tokenizer, c['calibration_sources'], samples.read_text() if samples.exists() else None,
+                                         domains_, seq_len, eval_windows)
             rows.append(dict(text=text, recipe=recipe, parameters=c['params_after'], ppl=scored(folder),
                              compress_s=c['compress_seconds'], sampling_s=(c['generation'] or {}).get('seconds', 0.0),
                              shared_spans=shared, settings=settings))

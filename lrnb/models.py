@@ -168,6 +168,7 @@ def load_model(name_or_path:str|Path=DEFAULT_MODEL, # 'smollm2', a Hub name, or 
         raise ValueError(f"model folder {str(path)!r} does not exist")
     try: config = json.loads(config_file.read_text()) if config_file.exists() else {}
     except json.JSONDecodeError as e: raise ValueError(f"model folder {str(path)!r}: config.json is unreadable ({e})") from None
+    if not Path(path).exists(): config = {'architectures': AutoConfig.from_pretrained(path).architectures}   # a Hub name
     portable = config.get('lrnb') is not None
     if portable and config.get('model_type') != 'lrnb':
         raise ValueError(f"model folder {str(path)!r} was written by an older lrnb (an lrnb entry under model_type "

@@ -107,7 +107,7 @@ def profile(model:nn.Module,                # a causal LM (left unchanged)
     statistics_needed(method)   # raises on an unknown method
     if not isinstance(sensitivity_windows, int) or sensitivity_windows < 0: raise ValueError(f"sensitivity_windows must be a non-negative integer; got {sensitivity_windows!r}")
     if offload and sensitivity_windows: raise ValueError(f"offload cannot split the sensitivity pass (gradients through the whole model) into blocks: give sensitivity_windows=0 with offload=True; got {sensitivity_windows}")
-    check_windows(windows, model)
+    check_windows(windows, model, images=True)   # the sensitivity pass refuses them itself
     device = default_device(device)
     if not offload: model.to(device)
     linears = compressible_linears(model)

@@ -96,7 +96,9 @@ class ImageTextWindows:
             raise ValueError(f"pixel_values must hold one image per window ({len(self.input_ids)}); got {len(self.pixel_values)}")
 
     def __len__(self)->int: return len(self.input_ids)
-    def __getitem__(self, rows)->ImageTextWindows: return ImageTextWindows(self.input_ids[rows], self.pixel_values[rows])
+    def __getitem__(self, rows:slice|Tensor)->ImageTextWindows:
+        if isinstance(rows, int): rows = slice(rows, rows + 1 or None)   # still windows: one of them
+        return ImageTextWindows(self.input_ids[rows], self.pixel_values[rows])
     def numel(self)->int: return self.input_ids.numel()   # tokens, as for a tensor of token ids
 
 def token_ids(windows:Tensor|ImageTextWindows)->Tensor:
@@ -133,7 +135,7 @@ def block_inputs(model:nn.Module,              # a causal LM
                  device=None,                  # None: cuda if available, else cpu
                 )->list[BlockInput]:
     "Inputs of the model's first transformer block for every batch of `windows` (of this process's share, under torch.distributed)."
-    check_windows(windows, model)
+    check_windows(windows, model, images=True)
     windows, attention_mask = local_windows(windows, attention_mask)
     device = default_device(device)
     mask = torch.ones(len(windows), token_ids(windows).shape[1], dtype=torch.bool) if attention_mask is None else attention_mask.bool()
@@ -159,9 +161,14 @@ def block_inputs(model:nn.Module,              # a causal LM
     finally: handle.remove()
     return out
 
-def check_windows(windows:Tensor|ImageTextWindows, model:nn.Module):
+def check_windows(windows:Tensor|ImageTextWindows, model:nn.Module,
+                  images:bool=False, # whether the caller takes image-text windows too
+                 ):
     "Raise unless `windows` is a non-empty 2-d tensor of token ids the model knows (with images: their token ids)."
-    if isinstance(windows, ImageTextWindows): windows = windows.input_ids
+    if isinstance(windows, ImageTextWindows) and not images:
+        raise ValueError("windows must be token ids here: this step scores next tokens over text, and image-text windows "
+                         "(a vision-language model's calibration) go through the block-by-block stages only")
+    windows = token_ids(windows)
     if not isinstance(windows, Tensor) or windows.ndim != 2 or windows.numel() == 0 or windows.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"windows must be a non-empty (n_windows, seq_len) integer tensor; got {getattr(windows, 'shape', type(windows))}")
     vocab = model.get_input_embeddings().num_embeddings

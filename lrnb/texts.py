@@ -153,9 +153,10 @@ def debian_text(name:str)->tuple[str, ...]:
     package, marker, read = DEBIAN_TEXTS[name]
     if not Path(marker).exists():
         raise ValueError(f"text source {name!r} needs the Debian package {package} (no {marker}): "
-                         f"apt-get install {package}, or run .ci/setup as root")
+                         f"apt-get install {package} (.ci/setup does, as root), or calibrate on another text, e.g. 'stdlib'")
     paragraphs = tuple(read())
-    if name in CALIBRATION_TEXTS:   # never a paragraph that an (installed) evaluation source holds
-        held = {p for e in EVALUATION_TEXTS if Path(DEBIAN_TEXTS[e][1]).exists() for p in debian_text(e)}
+    if name in CALIBRATION_TEXTS:   # never a paragraph that an evaluation source holds: every one is read
+        try: held = {p for e in EVALUATION_TEXTS for p in debian_text(e)}
+        except ValueError as e: raise ValueError(f"text source {name!r} leaves out what the evaluation texts hold: {e}") from None
         paragraphs = tuple(p for p in paragraphs if p not in held)
     return paragraphs
