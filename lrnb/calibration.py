@@ -15,9 +15,9 @@ from .texts import CALIBRATION_TEXTS
 from .models import default_device
 
 # %% auto #0
-__all__ = ['SELF', 'MIXES', 'nucleus_probs', 'Generated', 'chat_prefix', 'check_sampling', 'self_generated_windows',
-           'text_sources', 'window_counts', 'CalibrationSet', 'calibration_windows', 'shared_spans',
-           'evaluation_source']
+__all__ = ['SELF', 'MIXES', 'DEFAULT_TEXT', 'nucleus_probs', 'Generated', 'chat_prefix', 'check_sampling',
+           'self_generated_windows', 'text_sources', 'window_counts', 'CalibrationSet', 'calibration_windows',
+           'shared_spans', 'evaluation_source']
 
 # %% ../nbs/02a_calibration.ipynb #ebaad230
 def nucleus_probs(logits:Tensor,   # (batch, vocab)
@@ -105,6 +105,7 @@ def self_generated_windows(model:nn.Module,        # the causal LM to sample fro
 # %% ../nbs/02a_calibration.ipynb #98f1ab86
 SELF = 'self'
 MIXES = {'broad': {'stdlib': 0.2, **{name: 0.2 for name in CALIBRATION_TEXTS}}}   # named mixes of sources (`02b_texts`)
+DEFAULT_TEXT = 'broad'   # what lrnb_compress calibrates on unless told otherwise
 
 def text_sources(text:str)->dict[str, float]:
     "The sources a calibration string names (a named mix: its sources), with their weights normalised to sum to 1."
@@ -142,7 +143,7 @@ class CalibrationSet:
 
 def calibration_windows(model:nn.Module|None,   # the model being compressed (needed only for 'self')
                         tokenizer,               # its tokenizer
-                        text:str='stdlib',       # a source, or weighted sources: 'stdlib:0.5,self:0.5'
+                        text:str=DEFAULT_TEXT,   # a source, or weighted sources: 'broad:0.5,self:0.5'
                         seq_len:int=512, n_windows:int=64, seed:int=0,
                         split:str='calibration', # the half of each text source to cut from
                         temperature:float=1.0, top_p:float=0.95, batch_size:int=8, # 'self': sampling settings

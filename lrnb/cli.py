@@ -13,7 +13,7 @@ from fastcore.script import call_parse, store_true
 from .models import DEFAULT_MODEL, atomic_write, load_model, default_device
 from transformers import AutoImageProcessor
 from .data import image_placeholders, image_text_windows, load_texts, sample_images, token_windows
-from .calibration import SELF, CalibrationSet, calibration_windows, check_sampling, evaluation_source, shared_spans, text_sources
+from .calibration import DEFAULT_TEXT, SELF, CalibrationSet, calibration_windows, check_sampling, evaluation_source, shared_spans, text_sources
 from .lowrank import parameter_count, part_parameters
 from .stats import token_ids
 from .compress import METHODS
@@ -99,7 +99,7 @@ def lrnb_compress(
     recipe:str=None,             # a YAML/JSON recipe file: the stages in order (instead of the stage flags below)
     method:str='whitened',       # 'svd', 'asvd', 'whitened' or 'spectrum' (learned scores on whitened components)
     ratio:float=0.2,             # share of the decoder linears' parameters to remove, in (0, 1)
-    text:str='stdlib',           # calibration: 'stdlib', 'broad' (a mix of five registers), a Debian text ('kjv', ...), a text file or folder, a Hub dataset, 'self' (sampled from the model), or a mix 'stdlib:0.5,self:0.5'
+    text:str=None,               # calibration: 'broad' (the default: five registers), 'stdlib', a Debian text ('kjv', ...), a text file or folder, a Hub dataset, 'self' (sampled from the model), or a mix 'broad:0.5,self:0.5'
     eval_text:str=None,          # evaluation text (default: the held-apart half of --text's first source but 'self', else of 'stdlib')
     images:store_true=False,     # calibrate on images with their captions (scikit-image's samples; LLaVA); error on up to 8 held-apart images
     part:str='language',         # a vision-language model's blocks: 'language', 'vision' or 'both' (the vision tower first)
@@ -153,12 +153,15 @@ def lrnb_compress(
     if part not in ('language', 'vision', 'both'): raise SystemExit(f"error: --part must be 'language', 'vision' or 'both'; got {part!r}")
     if part != 'language' and not images:
         raise SystemExit(f"error: --part {part} compresses a vision tower, which only images reach: add --images")
-    if images and text != 'stdlib': raise SystemExit(f"error: --images calibrates on image captions; it cannot go with --text {text}")
+    if images and text is not None: raise SystemExit(f"error: --images calibrates on image captions; it cannot go with --text {text}")
+    text = text or DEFAULT_TEXT
     with user_errors():
         rec = Recipe.from_file(recipe) if recipe is not None else recipe_from_flags(**flags, seed=seed)
         torch_dtype = parse_dtype(dtype)
         if SELF in text_sources(text): check_sampling(temperature, top_p)
         elif chat: raise ValueError(f"--chat starts the model's own samples from its chat template: it needs --text self (or a mix with self); got --text {text}")
+        for name in [*text_sources(text), *([eval_text] if eval_text else [])]:   # every text source, before the model
+            if name != SELF: load_texts(name, 'all')
         check_run(rec, offload, int(os.environ.get('WORLD_SIZE', '1')), images=images)
     factors = any(stage_name(s) == 'factors' for s in rec.stages)
     if checkpoint is not None and not factors: raise SystemExit(f"error: --checkpoint {checkpoint} needs a factors stage, whose blocks it keeps")

@@ -62,7 +62,11 @@ def _paragraphs(source, text_column)->list[str]:
         ds = load_dataset('text', data_files=files, sample_by='paragraph', split='train')
     elif Path(source).suffix or str(source).startswith(('/', '.', '~')):
         raise ValueError(f"text file or folder {str(source)!r} does not exist")
-    else: ds = load_dataset(str(source), split='train')
+    else:
+        try: ds = load_dataset(str(source), split='train')
+        except Exception as e:   # offline, or no such dataset: say what a source can be
+            raise ValueError(f"text source {str(source)!r} is not 'stdlib', a Debian text {tuple(DEBIAN_TEXTS)}, an existing "
+                             f"file or folder, nor a Hub dataset this machine can load ({type(e).__name__}: {e})") from None
     if text_column not in ds.column_names:
         raise ValueError(f"text_column must be one of {ds.column_names}; got {text_column!r}")
     return list(ds[text_column])

@@ -213,15 +213,15 @@ def calibration_overlap(tokenizer,
             for d in domains}
 
 def calibration_table(rows:list[dict])->str:
-    "Markdown table of `lrnb_calibration_bench` rows: each domain's perplexity and its ratio to the original's, the worst ratio."
+    "Markdown table of `lrnb_calibration_bench` rows: each domain's perplexity and its ratio to the original's, the worst ratio (rows at one size)."
     base, domains = rows[0], list(rows[0]['ppl'])
     body = []
     for r in rows:
         worst = '-' if r is base else f"{max(r['ppl'][d] / base['ppl'][d] for d in domains):.2f}×"
-        body.append([r['text'], r['recipe'], f"{r['parameters']:,}"]
+        body.append([r['text'], r['recipe']]
                     + [perplexity_cell(r['ppl'][d], None if r is base else base['ppl'][d]) for d in domains]
                     + [worst, f"{r['compress_s']:.0f}", f"{r['sampling_s']:.0f}" if r['sampling_s'] else '-'])
-    return markdown_table(['calibration', 'recipe', 'parameters'] + domains + ['worst ratio', 'compress s', 'sampling s'], body)
+    return markdown_table(['calibration', 'recipe'] + domains + ['worst ratio', 'compress s', 'sampling s'], body)
 
 @call_parse
 def lrnb_calibration_bench(
