@@ -75,6 +75,7 @@ BENCH_RECIPES = {   # name -> the recipe it runs; each row sets the ranks stage'
     'greedy+refit+spectrum': [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}}, {'spectrum': {}}],
     'greedy+refit+distill':  [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}},
                               {'distill': {'matrices': ['o_proj', 'down_proj']}}],
+    'greedy+refit+blockwise': [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}}, {'blockwise': {}}],  # each block's factors trained jointly
     'greedy+refit+e2e':      [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}}, {'e2e': {}}],  # every factor trained jointly
     'greedy+refit+e2e-top64': [{'ranks': {'rule': 'greedy'}}, {'factors': {'refit': True}},
                                {'e2e': {'teacher_top_k': 64}}],   # the same against the original's 64 likeliest tokens

@@ -64,6 +64,7 @@ def recipe_from_flags(method:str='whitened', ratio:float=0.2, ranks:str='uniform
                       sequential:bool=False, refit:bool=False, solver:str='svd', steps:int=30, lr:float=0.05,
                       train_windows:int=16, train_batch_size:int=2, refine:str|None=None, distill_mode:str='student',
                       distill_steps:int=64, distill_lr:float=3e-4, distill_tokens:int=512, distill_matrices:str|None=None,
+                      blockwise_steps:int=40, blockwise_lr:float=1e-4,
                       e2e_steps:int=100, e2e_lr:float=1e-4, e2e_batch_size:int=2, e2e_top_k:int=None,
                       seed:int=0)->Recipe:
     "The recipe `lrnb_compress`'s stage flags describe: ranks, factors (or spectrum for `--method spectrum`), `--refine`'s stages."
@@ -81,6 +82,7 @@ def recipe_from_flags(method:str='whitened', ratio:float=0.2, ranks:str='uniform
         elif name == 'distill': stages.append({'distill': dict(mode=distill_mode, steps=distill_steps, lr=distill_lr,
                                                                batch_tokens=distill_tokens,
                                                                matrices=distill_matrices and distill_matrices.split())})
+        elif name == 'blockwise': stages.append({'blockwise': dict(steps=blockwise_steps, lr=blockwise_lr, seed=seed)})
         elif name == 'e2e': stages.append({'e2e': dict(steps=e2e_steps, lr=e2e_lr, batch_size=e2e_batch_size,
                                                        teacher_top_k=e2e_top_k, seed=seed)})
         else: raise ValueError(f"--refine must name refinements among {REFINEMENTS}, in order (e.g. 'spectrum distill'); got {refine!r}")
@@ -91,7 +93,7 @@ SELF_TEXT = 'calibration_self.txt'   # the model's own calibration samples, save
 
 STAGE_FLAGS = ('method', 'ratio', 'ranks', 'tolerance', 'weighting', 'min_rank', 'sensitivity_windows', 'alpha', 'sequential',
                'refit', 'solver', 'steps', 'lr', 'train_windows', 'train_batch_size', 'refine', 'distill_mode', 'distill_steps',
-               'distill_lr', 'distill_tokens', 'distill_matrices', 'e2e_steps', 'e2e_lr', 'e2e_batch_size', 'e2e_top_k')
+               'distill_lr', 'distill_tokens', 'distill_matrices', 'blockwise_steps', 'blockwise_lr', 'e2e_steps', 'e2e_lr', 'e2e_batch_size', 'e2e_top_k')
 
 @call_parse
 def lrnb_compress(
@@ -120,7 +122,7 @@ def lrnb_compress(
     sequential:store_true=False, # statistics from the already-compressed earlier layers
     refit:store_true=False,      # fit factors to the original outputs from the compressed inputs (implies --sequential)
     solver:str='svd',            # 'svd' or 'als' for whitened factors
-    refine:str=None,             # refinements after the factors, in order: 'spectrum', 'distill', 'e2e' (e.g. 'spectrum distill')
+    refine:str=None,             # refinements after the factors, in order: 'spectrum', 'distill', 'blockwise', 'e2e' (e.g. 'spectrum distill')
     steps:int=30,                # spectrum: optimiser steps per stage (three stages)
     lr:float=0.05,               # spectrum: learning rate of the scores
     train_windows:int=16,        # spectrum: the first this many calibration windows train the scores (0: all)
@@ -130,6 +132,8 @@ def lrnb_compress(
     distill_lr:float=3e-4,       # distill: learning rate
     distill_tokens:int=512,      # distill: tokens per step
     distill_matrices:str=None,   # distill: layer types to train, e.g. 'o_proj down_proj' (default: every compressed layer)
+    blockwise_steps:int=40,      # blockwise: AdamW steps per block
+    blockwise_lr:float=1e-4,     # blockwise: peak learning rate of each block (cosine to 0)
     e2e_steps:int=100,           # e2e: AdamW steps
     e2e_lr:float=1e-4,           # e2e: peak learning rate (warm-up, then cosine to 0)
     e2e_batch_size:int=2,        # e2e: windows per step
@@ -232,6 +236,7 @@ def lrnb_compress(
                   stage_seconds={n: total(lambda r: r.seconds_of(n)) for n in dict(report.stages)},
                   distill_seconds=total(lambda r: sum(d.seconds for n, s in r.stages if n == 'distill' for d in s.distillation.values())),
                   e2e=stage_reports['e2e'].record() if 'e2e' in stage_reports else None,
+                  blockwise=stage_reports['blockwise'].record() if 'blockwise' in stage_reports else None,
                   perplexity_before=before and before.perplexity, perplexity_after=after and after.perplexity,
                   eval_tokens=after and after.tokens, tokens_per_second_before=before and before.tokens_per_second,
                   tokens_per_second_after=after and after.tokens_per_second, peak_memory_mb=peak_memory_mb(device), peak_rss_mb=peak_rss_mb(),

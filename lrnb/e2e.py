@@ -14,18 +14,28 @@ from torch import nn, Tensor
 from tqdm.auto import tqdm
 from transformers.modeling_layers import GradientCheckpointingLayer
 from .models import default_device
-from .lowrank import LowRankLinear
-from .stats import check_windows
+from .lowrank import LowRankLinear, decoder_layers
+from .stats import BlockInput, block_inputs, block_outputs, check_windows
+from .compress import outside_blocks, visiting
 from .evaluate import peak_memory_mb
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'EndToEnd', 'split_sizes', 'split_windows', 'shared_windows', 'refinement_windows', 'next_token_kl',
-           'TopKTargets', 'top_k_kl', 'batch_kl', 'validation_kl', 'trainable_parameters', 'training_only',
-           'window_batches', 'EndToEndReport', 'refine_end_to_end', 'teacher_targets']
+__all__ = ['log', 'whole', 'real', 'check_setting', 'EndToEnd', 'split_sizes', 'split_windows', 'shared_windows',
+           'refinement_windows', 'next_token_kl', 'TopKTargets', 'top_k_kl', 'batch_kl', 'validation_kl',
+           'trainable_parameters', 'training_only', 'window_batches', 'EndToEndReport', 'refine_end_to_end',
+           'teacher_targets', 'Blockwise', 'relative_error', 'run_block', 'block_objective', 'BlockwiseReport',
+           'train_block', 'refine_blockwise']
 
 # %% ../nbs/18_e2e.ipynb #419b4b29
+def whole(v)->bool: return isinstance(v, int) and not isinstance(v, bool)
+def real(v)->bool: return whole(v) or isinstance(v, float) and math.isfinite(v)
+
+def check_setting(settings, name:str, ok:bool, allowed:str):
+    "Unless `ok`, raise a ValueError naming the setting, its value and what is `allowed`."
+    if not ok: raise ValueError(f"{name} must be {allowed}; got {getattr(settings, name)!r}")
+
 @dataclass
 class EndToEnd:
     "Settings of end-to-end refinement."
@@ -43,11 +53,7 @@ class EndToEnd:
     seed: int = 0                    # seed of the window order
 
     def __post_init__(self):
-        def need(name, ok, allowed):
-            if ok: return
-            raise ValueError(f"{name} must be {allowed}; got {getattr(self, name)!r}")
-        whole = lambda v: isinstance(v, int) and not isinstance(v, bool)
-        real = lambda v: whole(v) or isinstance(v, float) and math.isfinite(v)
+        need = lambda name, ok, allowed: check_setting(self, name, ok, allowed)
         need('steps', whole(self.steps) and self.steps >= 1, "an integer >= 1")
         need('lr', real(self.lr) and self.lr > 0, "a finite number > 0")
         need('warmup', whole(self.warmup) and self.warmup >= 0, "an integer >= 0")
@@ -373,3 +379,145 @@ def teacher_targets(teacher:nn.Module,            # the original model, before c
     if settings.teacher_top_k is None: raise ValueError("settings.teacher_top_k must be set (an integer >= 1) to make top-k targets")
     train, val = refinement_windows(teacher, windows, val_windows, exclude, settings.val_fraction)
     return TopKTargets.of(teacher, torch.cat([train, val]), settings.teacher_top_k, settings.batch_size, device)
+
+# %% ../nbs/18_e2e.ipynb #9ae43920
+@dataclass
+class Blockwise:
+    "Settings of block-level refinement."
+    steps: int = 40          # AdamW steps per block
+    lr: float = 1e-4         # each block's peak learning rate, a cosine to 0 over its steps
+    batch_size: int = 2      # calibration windows per step (and per forward pass)
+    lookahead: bool = True   # also match the original next block's output
+    seed: int = 0            # seed of the batch order
+
+    def __post_init__(self):
+        need = lambda name, ok, allowed: check_setting(self, name, ok, allowed)
+        need('steps', whole(self.steps) and self.steps >= 1, "an integer >= 1")
+        need('lr', real(self.lr) and self.lr > 0, "a finite number > 0")
+        need('batch_size', whole(self.batch_size) and self.batch_size >= 1,
+             "an integer >= 1")
+        need('lookahead', isinstance(self.lookahead, bool), "True or False")
+        need('seed', whole(self.seed), "an integer")
+
+    def lr_factor(self, step:int)->float:
+        "`lr`'s multiplier at step `step` (from 0) of a block: a cosine to 0."
+        return 0.5 * (1 + math.cos(math.pi * step / self.steps))
+
+# %% ../nbs/18_e2e.ipynb #444a1599
+def relative_error(out:Tensor,    # (B, T, d) hidden states
+                   target:Tensor, # (B, T, d) what they should be
+                   mask:Tensor,   # (B, T) bool, False at padding
+                  )->Tensor:
+    "Squared error of `out` over the unmasked tokens, relative to the squared norm of `target` there (float32)."
+    d, t = (out - target)[mask].float(), target[mask].float()
+    return (d ** 2).sum() / (t ** 2).sum()
+
+def run_block(block:nn.Module, b:BlockInput)->Tensor:
+    "The hidden states `block` returns for one batch of its inputs."
+    out = block(*b.args, **b.kwargs)
+    return out[0] if isinstance(out, tuple) else out
+
+def block_objective(block:nn.Module,          # the compressed block
+                    following:nn.Module|None, # the original next block (None: no look-ahead)
+                    b:BlockInput,             # one batch of the compressed model's inputs
+                    target:Tensor,            # the original block's output on the original's inputs
+                    target_next:Tensor|None,  # the original next block's output on `target`
+                   )->Tensor:
+    "The block-level objective of one batch (with gradients where enabled)."
+    out = run_block(block, b)
+    loss = relative_error(out, target, b.mask)
+    if following is None: return loss
+    return loss + relative_error(run_block(following, b.with_hidden(out)), target_next, b.mask)
+
+# %% ../nbs/18_e2e.ipynb #86ef3cda
+@dataclass
+class BlockwiseReport:
+    "What `refine_blockwise` did."
+    settings: Blockwise
+    errors_before: list[float]   # each block's objective at the start, mean over the batches
+    errors_after: list[float]    # ... with the factors it keeps
+    trained: list[bool]          # whether each block kept trained factors
+    parameters: int              # numbers trained
+    seconds: float               # wall time of the stage
+    peak_memory_mb: float        # GPU: the stage's peak; CPU: the process's peak
+
+    def record(self)->dict:
+        "Plain JSON: the settings and what each block's objective did."
+        return {**asdict(self.settings), 'errors_before': self.errors_before, 'errors_after': self.errors_after,
+                'blocks_trained': sum(self.trained), 'parameters': self.parameters, 'seconds': self.seconds}
+
+def train_block(block:nn.Module, following:nn.Module|None, inputs:list[BlockInput], targets:list[Tensor],
+                targets_next:list[Tensor]|None, s:Blockwise, seed:int)->tuple[float, float, bool]:
+    "Train `block`'s factors on the block objective; (objective before, after, trained factors kept)."
+    params = trainable_parameters(block)
+    def objective(j):
+        return block_objective(block, following, inputs[j], targets[j], None if targets_next is None else targets_next[j])
+    def mean():
+        with torch.no_grad(): return sum(objective(j).item() for j in range(len(inputs))) / len(inputs)
+    before = mean()
+    if not params: return before, before, False
+    start, after = {k: p.detach().clone() for k, p in params.items()}, None
+    opt = torch.optim.AdamW(params.values(), lr=s.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, s.lr_factor)
+    order = window_batches(len(inputs), 1, seed)
+    try:
+        with training_only(block, params, False), training_only(following or nn.Identity(), {}, False):
+            for _ in range(s.steps):
+                loss = objective(int(next(order)))
+                if not torch.isfinite(loss):
+                    log.warning("refine_blockwise: the objective turned %s; the block keeps its factors", loss.item())
+                    break
+                opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+        after = mean()
+    finally:   # the trained factors are kept only if better: on an error, the block gets its factors back
+        kept = after is not None and after < before
+        if not kept:
+            with torch.no_grad():
+                for k, p in params.items(): p.copy_(start[k])
+    return before, after if kept else before, kept
+
+def refine_blockwise(model:nn.Module,              # compressed model, trained in place
+                     original:nn.Module,           # the model before compression
+                     windows:Tensor,               # (N, seq_len) calibration ids (or image-text windows)
+                     settings:Blockwise|None=None, # None: Blockwise()
+                     attention_mask:Tensor|None=None, # (N, seq_len), 0 at padding
+                     device=None,                  # None: cuda if available, else cpu
+                     offload:bool=False,           # the models stay where they are; blocks visit `device` in turn
+                     progress:bool=True,           # tqdm bar over blocks
+                    )->BlockwiseReport:
+    "Train each block's factors in turn to reproduce the original block's output (and the next block's)."
+    s = Blockwise() if settings is None else settings
+    if not isinstance(s, Blockwise): raise TypeError(f"settings must be Blockwise(...) or None; got {type(s).__name__}")
+    if original is model: raise ValueError("original must be the model before compression, not the model being refined")
+    if not any(isinstance(m, LowRankLinear) for m in model.modules()):
+        raise ValueError("model has no LowRankLinear layers: compress it first")
+    prefix, blocks = decoder_layers(model)
+    originals = decoder_layers(original)[1]
+    if len(originals) != len(blocks):
+        raise ValueError(f"original must be the model before compression; it has {len(originals)} blocks, model {len(blocks)}")
+    t0, device = time.perf_counter(), default_device(device)
+    if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
+    if not offload: model.to(device); original.to(device)
+    with visiting(outside_blocks(model), device, offload):
+        inputs = block_inputs(model, windows, attention_mask, s.batch_size, device)
+    with visiting(outside_blocks(original), device, offload):
+        original_inputs = block_inputs(original, windows, attention_mask, s.batch_size, device)
+    before, after, trained = [], [], []
+    for i in tqdm(range(len(blocks)), desc='blockwise', disable=not progress):
+        block, following = blocks[i], (originals[i + 1] if s.lookahead and i + 1 < len(blocks) else None)
+        with visiting([m for m in (block, originals[i], following) if m is not None], device, offload):
+            original_inputs = block_outputs(originals[i], original_inputs)   # the original's stream: block i's targets
+            targets = [b.hidden for b in original_inputs]
+            targets_next = [b.hidden for b in block_outputs(following, original_inputs)] if following is not None else None
+            try: b, a, kept = train_block(block, following, inputs, targets, targets_next, s, s.seed + i)
+            except Exception as e:
+                done = "the blocks before it are refined, " if i else ""
+                raise RuntimeError(f"refine_blockwise failed at {prefix}.{i}: {done}it and the blocks after it are as "
+                                   f"they were ({type(e).__name__}: {e})") from e
+            before.append(b); after.append(a); trained.append(kept)
+            inputs = block_outputs(block, inputs)
+    params = sum(p.numel() for p in trainable_parameters(model).values())
+    report = BlockwiseReport(s, before, after, trained, params, time.perf_counter() - t0, peak_memory_mb(device))
+    log.info("blockwise: mean block objective %.4g -> %.4g (%d of %d blocks trained) in %.0f s",
+             sum(before) / len(before), sum(after) / len(after), sum(trained), len(trained), report.seconds)
+    return report

@@ -18,7 +18,7 @@ from .compress import CompressionReport, compress, statistics_needed, uniform_ra
 from .pareto import RULES, WEIGHTINGS, Profile, check_tolerance, profile, rank_allocation
 from .spectrum import check_training, learn_spectrum
 from .distill import Distill
-from .e2e import EndToEnd, TopKTargets, refine_end_to_end, teacher_targets
+from .e2e import Blockwise, EndToEnd, TopKTargets, refine_blockwise, refine_end_to_end, teacher_targets
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,9 @@ class Spectrum:
         check_integer('min_rank', self.min_rank, 1)
         if self.ratio is not None: check_ratio(self.ratio)
 
-STAGES = {'ranks': Ranks, 'factors': Factors, 'spectrum': Spectrum, 'distill': Distill, 'e2e': EndToEnd}
-REFINEMENTS = ('spectrum', 'distill', 'e2e')
+STAGES = {'ranks': Ranks, 'factors': Factors, 'spectrum': Spectrum, 'distill': Distill, 'blockwise': Blockwise,
+          'e2e': EndToEnd}
+REFINEMENTS = ('spectrum', 'distill', 'blockwise', 'e2e')
 
 # %% ../nbs/19_recipes.ipynb #37308c4b
 def stage_name(stage)->str:
@@ -126,7 +127,7 @@ def parse_stage(item, i:int):
     try: return STAGES[name](**settings)
     except ValueError as e: raise ValueError(f"recipe stage {i} ({name}): {e}") from None
 
-ORDER = "a recipe starts with ranks, then factors or spectrum, then any refinements (spectrum, distill, e2e)"
+ORDER = "a recipe starts with ranks, then factors or spectrum, then any refinements (spectrum, distill, blockwise, e2e)"
 
 @dataclass
 class Recipe:
@@ -196,7 +197,7 @@ def check_run(recipe:Recipe,    # the stages
                                  "image-text windows leave it out, or run it on token windows (the language part)")
     if processes > 1:
         for i, name in enumerate(names, 1):
-            if name in ('distill', 'e2e'):
+            if name in ('distill', 'blockwise', 'e2e'):
                 raise ValueError(f"recipe stage {i} ({name}) trains on one process's windows: run it in a single process, "
                                  f"not under torch.distributed ({processes} processes)")
 
@@ -206,7 +207,7 @@ def fused_distill(recipe:Recipe, i:int)->bool:
 
 def needs_original(recipe:Recipe)->bool:
     "Whether a stage needs the original layers after earlier stages replaced them."
-    return any(stage_name(s) == 'e2e' and s.teacher_top_k is None
+    return any(stage_name(s) == 'e2e' and s.teacher_top_k is None or stage_name(s) == 'blockwise'
                or (i > 1 and stage_name(s) in ('spectrum', 'distill') and not fused_distill(recipe, i))
                for i, s in enumerate(recipe.stages))
 
@@ -328,12 +329,13 @@ def recipe_ranks(model:nn.Module, windows:Tensor, recipe:Recipe, batch_size:int=
 def run_refinements(model:nn.Module,        # a compressed causal LM (LowRankLinear layers), refined in place
                     original:nn.Module|None, # the original model it was compressed from (None if no stage needs it)
                     windows:Tensor,          # (N, seq_len) calibration token ids
-                    stages:list,             # refinement settings (Spectrum, Distill, EndToEnd), in order
+                    stages:list,             # refinement settings (Spectrum, Distill, Blockwise, EndToEnd), in order
                     target:float|None=None,  # spectrum's budget when its stage gives none: the ranks stage's ratio
                     decompositions:dict|None=None, # full decompositions of the current factors (the factors stage's), if any
                     batch_size:int=8, attention_mask:Tensor|None=None, device=None,
                     val_windows:Tensor|None=None, exclude:Tensor|None=None, seed:int=0, progress:bool=True,
                     targets:dict[int, TopKTargets]|None=None, # e2e: top-k targets made before compressing, by id of the stage
+                    offload:bool=False,      # blockwise: the models stay where they are; blocks visit `device` in turn
                    )->list[tuple[str, object]]:
     "Run refinement stages on a compressed model, in order; (stage name, its report) for each."
     originals = compressible_linears(original) if original is not None else {}
@@ -349,6 +351,8 @@ def run_refinements(model:nn.Module,        # a compressed causal LM (LowRankLin
                                     device, seed, progress, first=False)
         elif name == 'distill':
             report = distill_stage(model, windows, stage, originals, batch_size, attention_mask, device, progress)
+        elif name == 'blockwise':
+            report = refine_blockwise(model, original, windows, stage, attention_mask, device, offload, progress)
         else:
             report = refine_end_to_end(model, teacher, windows, stage, exclude, val_windows, device, progress)
         done.append((name, report))
@@ -400,7 +404,7 @@ def run_recipe(model:nn.Module,             # a causal LM, compressed in place
                                                     {}, batch_size, device, seed, progress, first=True)))
             decompositions = None
         done += run_refinements(model, original, windows, rest, r.ratio, decompositions, batch_size, attention_mask, device,
-                                val_windows, exclude, seed, progress, targets)
+                                val_windows, exclude, seed, progress, targets, offload)
         final = {name: layer.rank for name, layer in lowrank_layers(model).items()}   # every part's
         mine = {name: rank for name, rank in final.items() if name in shapes}          # this run's
         if not mine: log.warning("nothing was compressed: no layer's rank makes its factors smaller than its dense weight "
