@@ -41,12 +41,14 @@ def checkpoint_fingerprint(model:nn.Module,          # the causal LM being compr
                            settings:dict,             # the compression's settings, as plain JSON data
                            batch_size:int=8, attention_mask:Tensor|None=None, device=None,
                            decompositions:dict[str, Decomposition]|None=None, # precomputed, of the layers compressed
+                           weights=None,              # a lazy model's `ShardedWeights`: its meta tensors' numbers are on disk
                           )->dict:
     "What the layers of a checkpoint depend on: the compression's `settings`, and digests of the model, the windows and `decompositions`."
     sample = hashlib.sha256()
     for name, t in model.state_dict().items():
         flat = t.reshape(-1)
-        sample.update(f"{name}:{digest(flat[:64], flat[-64:])}:{tuple(t.shape)};".encode())
+        head, tail = weights.edges(name) if t.is_meta else (flat[:64], flat[-64:])
+        sample.update(f"{name}:{digest(head, tail)}:{tuple(t.shape)};".encode())
     decomps = None if decompositions is None else digest(
         *[t for n in sorted(decompositions) for t in (decompositions[n].left, decompositions[n].right, decompositions[n].sigma)])
     return {**settings, 'batch_size': batch_size, 'device': default_device(device).type,

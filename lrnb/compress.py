@@ -20,6 +20,7 @@ from .decompose import (Decomposition, als_decomposition, asvd_decomposition, pr
                             svd_decomposition, whitened_decomposition, whitening)
 from .distill import Distill, LayerDistillation, distill_layer
 from .checkpoint import checkpoint_fingerprint, load_block, open_checkpoint, save_block
+from .disk import ShardedWeights, load_weights, release_weights
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +169,16 @@ def home_device(module:nn.Module)->torch.device|None:
 @contextmanager
 def visiting(modules:list[nn.Module], # modules to bring to `device`
              device,                  # the compute device
-             offload:bool=True,       # False: leave everything where it is
+             offload:bool|ShardedWeights=True, # False: leave everything where it is; a lazy model's weights: read them from disk
             ):
-    "Move `modules` to `device` for the `with` block, and back to where each one was afterwards (even on an error)."
+    "Move `modules` to `device` for the `with` block, and back to where each one was afterwards (even on an error); a lazy model's are read from disk and dropped afterwards."
+    if not isinstance(offload, bool):   # a lazy model's ShardedWeights
+        try:
+            for m in modules: load_weights(offload, m, device)
+            yield
+        finally:
+            for m in modules: release_weights(offload, m)
+        return
     homes = [home_device(m) for m in modules] if offload else []
     try:
         for m in homes and modules: m.to(device)
@@ -203,7 +211,7 @@ def original_decompositions(model:nn.Module,          # a causal LM (left unchan
     if not remaining: return
     prefix, blocks = decoder_layers(model)
     t = time.perf_counter()
-    with visiting(outside_blocks(model), device, offload and grams is not None):
+    with visiting(outside_blocks(model), device, offload if grams is not None else False):
         inputs = None if grams is None else block_inputs(model, windows, attention_mask, batch_size, device)
     seconds['statistics'] += time.perf_counter() - t
     for i, block in enumerate(tqdm(blocks, desc=f"decompose ({method})", disable=not progress)):
@@ -241,7 +249,7 @@ class CompressionPlan:
     solver: str = 'svd'           # 'svd' or 'als'
     decompositions: dict[str, Decomposition]|None = None  # precomputed per layer
     distill: Distill|None = None  # local distillation settings, if any
-    offload: bool = False         # the model stays where it is; its blocks visit the compute device one at a time
+    offload: bool|ShardedWeights = False  # the model stays where it is (a lazy model: on disk); its blocks visit the compute device one at a time
     checkpoint: Path|None = None  # folder the finished blocks' layers are written to, and read back from on a rerun
     keep_decompositions: bool = False  # the new layers' full decompositions are wanted (and kept in the checkpoint too)
 
@@ -287,7 +295,13 @@ def plan_compression(model:nn.Module, windows:Tensor|None=None, method:str='whit
         if unknown: raise ValueError(f"refine matrices name {unknown[0]!r}, which ends the name of no layer being compressed")
     if distill is not None and windows is None: raise ValueError("windows (calibration token ids) are required for refine='distill'")
     if distill is not None and world()[1] > 1: raise ValueError(f"refine='distill' trains each layer on one process's tokens: run it in a single process, not under torch.distributed ({world()[1]} processes)")
-    if not isinstance(offload, bool): raise ValueError(f"offload must be True or False; got {offload!r}")
+    lazy = model.__dict__.get('lrnb_weights')   # a lazy_model's weights, on disk
+    if offload == 'disk':
+        if lazy is None: raise ValueError("offload='disk' needs a model whose weights stay on disk: load it with lrnb.disk.lazy_model(folder)")
+        if checkpoint is None: raise ValueError("offload='disk' needs a checkpoint folder: the new layers go there block by block, never all in memory")
+        offload = lazy
+    elif not isinstance(offload, bool): raise ValueError(f"offload must be True, False or 'disk'; got {offload!r}")
+    elif lazy is not None: raise ValueError(f"the model's weights are on disk (a lazy_model): compress it with offload='disk'; got offload={offload!r}")
     if checkpoint is not None:
         if not isinstance(checkpoint, (str, os.PathLike)): raise ValueError(f"checkpoint must be a folder path or None; got {checkpoint!r}")
         checkpoint = Path(checkpoint)
@@ -323,7 +337,8 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
     folder = plan.checkpoint
     if folder is not None:
         used = None if plan.decompositions is None else {n: plan.decompositions[n] for n in keep}
-        fingerprint = checkpoint_fingerprint(model, windows, plan.settings, batch_size, attention_mask, device, used)
+        fingerprint = checkpoint_fingerprint(model, windows, plan.settings, batch_size, attention_mask, device, used,
+                                             None if isinstance(plan.offload, bool) else plan.offload)
     done = set() if folder is None else open_checkpoint(folder, fingerprint) & set(by_block)
     def loaded(i):   # block i's (decomposition, layer) by name, from the checkpoint
         layers, records, kept = load_block(folder, i, {n: linears[n] for n in by_block[i]})
@@ -355,10 +370,11 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
                                                progress, seconds, plan.offload):
             i = int(name[len(prefix) + 1:].split('.')[0])
             while waiting and waiting[0] < i: yield from ((n, d, layer) for n, (d, layer) in loaded(waiting.pop(0)).items())
-            new[name], found[name] = factorised(name, d).to(homes[name]), d
-            if len(new) == len(by_block[i]): finished(i, new, found)
-            yield name, d, new[name]
-            if len(new) == len(by_block[i]): new, found = {}, {}
+            new[name], found[name] = factorised(name, d), d
+            if len(new) < len(by_block[i]): continue
+            finished(i, new, found)   # the block is done: checkpoint its layers, then send them home
+            for n, layer in new.items(): yield n, found[n], layer.to(homes[n])
+            new, found = {}, {}
         for i in waiting: yield from ((n, d, layer) for n, (d, layer) in loaded(i).items())
         return
     # walk the blocks, carrying the compressed model's inputs and, for a refit or distillation, the original's
@@ -426,7 +442,7 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
              attention_mask:Tensor|None=None, # (N, seq_len), 0 at padding
              device=None,                  # None: cuda if available, else cpu
              progress:bool=True,           # tqdm bar over blocks
-             offload:bool=False,           # leave the model where it is; the embeddings, then each block, visit `device` in turn
+             offload:bool|str=False,       # leave the model where it is; the embeddings, then each block, visit `device` in turn ('disk': a lazy_model's, read from disk)
              checkpoint:str|Path|None=None, # folder for each finished block's layers; a rerun with it continues from there
              keep_decompositions:bool=False, # report every new layer's full decomposition (e.g. for spectrum learning next)
             )->CompressionReport:
@@ -443,6 +459,8 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
         new[name] = layer
         if keep_decompositions and d is not None: kept[name] = d
     if resumed: log.info("read %d finished blocks back from %s", len(resumed), checkpoint)
+    if not isinstance(plan.offload, bool):   # a lazy model's new layers are read from the checkpoint from now on
+        for f in sorted(plan.checkpoint.glob('block-[0-9][0-9][0-9].safetensors')): plan.offload.add(f)
     for name, layer in new.items(): set_module(model, name, layer)
     plan.record(model)
     before = sum(m * n for m, n in shapes.values())

@@ -179,6 +179,8 @@ def check_run(recipe:Recipe,    # the stages
              ):
     "Raise, naming the stage, if the recipe cannot run with these options."
     names, r = [stage_name(s) for s in recipe.stages], recipe.ranks
+    if offload == 'disk':
+        raise ValueError("offload='disk' runs through compress() only so far (the disk lesson): recipes cannot use it yet")
     if offload:
         if r.rule != 'uniform' and r.weighting == 'sensitivity' and r.sensitivity_windows:
             raise ValueError("recipe stage 1 (ranks): weighting='sensitivity' takes gradients through the whole model at once, "

@@ -10,6 +10,7 @@ from torch import nn
 import transformers
 from transformers import CONFIG_MAPPING
 from .models import atomic_folder, portable_config
+from .disk import save_lazy
 from .lowrank import LowRankLinear, MODELING_FILE, UnfusedExperts, modeling_source, portable_classes, transformers_classes
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ __all__ = ['log', 'save_pretrained', 'upgrade_folder']
 def save_pretrained(model:nn.Module,  # original or compressed causal LM
                     tokenizer,         # its tokenizer, saved beside it
                     folder:str|Path,   # target folder (replaced atomically if it exists)
-                    max_shard_size:int|str='5GB', # largest safetensors file; bigger models are sharded
+                    max_shard_size:int|str='5GB', # largest safetensors file; bigger models are sharded (a lazy model: a file per block)
                     image_processor=None, # a vision-language model's image processor, saved beside it
                    )->Path:
     "Write `model` and `tokenizer` to `folder` as a Hugging Face folder, atomically; returns the folder."
@@ -35,7 +36,8 @@ def save_pretrained(model:nn.Module,  # original or compressed causal LM
     classes = transformers_classes(model) if portable else None
     if portable: portable_classes(classes[1])   # raises, before anything is written, for a head no Auto class loads
     with atomic_folder(folder) as tmp:
-        model.save_pretrained(tmp, max_shard_size=max_shard_size, save_original_format=not portable)
+        if model.__dict__.get('lrnb_weights') is not None: save_lazy(model, tmp)   # a lazy model: read from disk block by block
+        else: model.save_pretrained(tmp, max_shard_size=max_shard_size, save_original_format=not portable)
         tokenizer.save_pretrained(tmp)
         if image_processor is not None: image_processor.save_pretrained(tmp)
         if portable:
