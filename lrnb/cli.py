@@ -9,8 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 import torch, transformers
 import torch.distributed as dist
-from fastcore.script import call_parse, store_true
-from .models import DEFAULT_MODEL, atomic_write, load_model, default_device
+from fastcore.script import Param, call_parse, store_true
+from .models import DEFAULT_MODEL, atomic_write, load_model, default_device, smollm2_folder
+from .disk import lazy_model
 from transformers import AutoImageProcessor
 from .data import image_placeholders, image_text_windows, load_texts, sample_images, token_windows
 from .calibration import DEFAULT_TEXT, SELF, CalibrationSet, calibration_windows, check_sampling, evaluation_source, shared_spans, text_sources
@@ -141,7 +142,8 @@ def lrnb_compress(
     dtype:str='float32',         # float32, bfloat16 or float16
     device:str=None,             # e.g. cpu, cuda, cuda:1 (default: cuda if available)
     seed:int=0,                  # calibration/evaluation window seed
-    offload:store_true=False,    # keep the model on the CPU; the embeddings, then each block, visit --device in turn
+    offload:Param("keep the model on the CPU (bare --offload, or 'cpu') or on disk ('disk': a local folder's shards, read block by "
+                  "block); the embeddings, then each block, visit --device in turn", str, nargs='?', const='cpu')=None,
     checkpoint:str=None,         # folder of finished blocks, to continue after an interruption (default: <out>.partial, removed once saved; --part both: <folder>-vision and <folder>-language)
     no_checkpoint:store_true=False, # write no checkpoint folder
     max_shard_size:str='5GB',    # largest weights file of the saved folder (bigger models are sharded)
@@ -158,15 +160,22 @@ def lrnb_compress(
     if part != 'language' and not images:
         raise SystemExit(f"error: --part {part} compresses a vision tower, which only images reach: add --images")
     if images and text is not None: raise SystemExit(f"error: --images calibrates on image captions; it cannot go with --text {text}")
+    if offload not in (None, 'cpu', 'disk'): raise SystemExit(f"error: --offload must be 'cpu' or 'disk' (bare --offload: 'cpu'); got {offload!r}")
+    disk = offload == 'disk'
+    if disk and images: raise SystemExit("error: --offload disk reads a language model's blocks; it cannot go with --images yet")
+    source = smollm2_folder() if disk and model == DEFAULT_MODEL else Path(model)
+    if disk and not source.is_dir(): raise SystemExit(f"error: --offload disk reads a local folder's safetensors files; {model} is not a folder (download it first)")
     text = text or DEFAULT_TEXT
     with user_errors():
         rec = Recipe.from_file(recipe) if recipe is not None else recipe_from_flags(**flags, seed=seed)
         torch_dtype = parse_dtype(dtype)
+        if SELF in text_sources(text) and disk: raise ValueError("--text self samples from the model, which --offload disk does not run yet: give a text")
         if SELF in text_sources(text): check_sampling(temperature, top_p)
         elif chat: raise ValueError(f"--chat starts the model's own samples from its chat template: it needs --text self (or a mix with self); got --text {text}")
         for name in [*text_sources(text), *([eval_text] if eval_text else [])]:   # every text source, before the model
             if name != SELF: load_texts(name, 'all')
-        check_run(rec, offload, int(os.environ.get('WORLD_SIZE', '1')), images=images)
+        mode = {None: False, 'cpu': True, 'disk': 'disk'}[offload]   # what run_recipe's offload takes
+        check_run(rec, mode, int(os.environ.get('WORLD_SIZE', '1')), images=images)
     factors = any(stage_name(s) == 'factors' for s in rec.stages)
     if checkpoint is not None and not factors: raise SystemExit(f"error: --checkpoint {checkpoint} needs a factors stage, whose blocks it keeps")
     folder_default = checkpoint is None
@@ -177,8 +186,8 @@ def lrnb_compress(
     with user_errors(): rank, device = join_torchrun(device)   # under torchrun: calibration shared by the processes, the first one saves and reports
     t0 = time.perf_counter()
     with user_errors():
-        home = torch.device('cpu') if offload else device   # where the model lives (and is evaluated)
-        net, tok = load_model(model, dtype=torch_dtype, device=home)
+        home = torch.device('cpu') if offload == 'cpu' else device   # where the model lives, or (disk) where it is evaluated
+        net, tok = lazy_model(source, dtype=torch_dtype) if disk else load_model(model, dtype=torch_dtype, device=home)
         language_model = net.get_output_embeddings() is not None   # an encoder has no next token to score
         if not language_model and SELF in text_sources(text):
             raise ValueError(f"text 'self' samples calibration text from the model; {model} is not a language model")
@@ -204,7 +213,7 @@ def lrnb_compress(
         runs, parts_before = ('vision', 'language') if part == 'both' else (part,), part_parameters(net)
         checkpoints = {p: checkpoint if checkpoint is None or len(runs) == 1 else checkpoint.with_name(f"{checkpoint.name}-{p}")
                        for p in runs}
-        reports = [run_recipe(net, calib, rec, batch_size=batch_size, device=device, offload=offload, checkpoint=checkpoints[p],
+        reports = [run_recipe(net, calib, rec, batch_size=batch_size, device=device, offload=mode, checkpoint=checkpoints[p],
                               val_windows=val, exclude=held, seed=seed, part=p) for p in runs]
         report, total = reports[-1], lambda f: sum(f(r) for r in reports)
         resumed = total(lambda r: r.resumed_blocks)

@@ -20,7 +20,7 @@ from .decompose import (Decomposition, als_decomposition, asvd_decomposition, pr
                             svd_decomposition, whitened_decomposition, whitening)
 from .distill import Distill, LayerDistillation, distill_layer
 from .checkpoint import checkpoint_fingerprint, load_block, open_checkpoint, save_block
-from .disk import ShardedWeights, load_weights, release_weights
+from .disk import ShardedWeights, load_weights, release_weights, resolve_offload
 
 log = logging.getLogger(__name__)
 
@@ -295,13 +295,9 @@ def plan_compression(model:nn.Module, windows:Tensor|None=None, method:str='whit
         if unknown: raise ValueError(f"refine matrices name {unknown[0]!r}, which ends the name of no layer being compressed")
     if distill is not None and windows is None: raise ValueError("windows (calibration token ids) are required for refine='distill'")
     if distill is not None and world()[1] > 1: raise ValueError(f"refine='distill' trains each layer on one process's tokens: run it in a single process, not under torch.distributed ({world()[1]} processes)")
-    lazy = model.__dict__.get('lrnb_weights')   # a lazy_model's weights, on disk
-    if offload == 'disk':
-        if lazy is None: raise ValueError("offload='disk' needs a model whose weights stay on disk: load it with lrnb.disk.lazy_model(folder)")
-        if checkpoint is None: raise ValueError("offload='disk' needs a checkpoint folder: the new layers go there block by block, never all in memory")
-        offload = lazy
-    elif not isinstance(offload, bool): raise ValueError(f"offload must be True, False or 'disk'; got {offload!r}")
-    elif lazy is not None: raise ValueError(f"the model's weights are on disk (a lazy_model): compress it with offload='disk'; got offload={offload!r}")
+    offload = resolve_offload(model, offload)   # 'disk': the lazy model's weights
+    if not isinstance(offload, bool) and checkpoint is None:
+        raise ValueError("offload='disk' needs a checkpoint folder: the new layers go there block by block, never all in memory")
     if checkpoint is not None:
         if not isinstance(checkpoint, (str, os.PathLike)): raise ValueError(f"checkpoint must be a folder path or None; got {checkpoint!r}")
         checkpoint = Path(checkpoint)

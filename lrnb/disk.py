@@ -5,6 +5,7 @@
 # %% ../nbs/05b_disk.ipynb #d15c0004
 from __future__ import annotations
 import json, math
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 from torch import nn, Tensor
@@ -16,7 +17,8 @@ from .lowrank import decoder_layers
 from .models import auto_class, check_weight_files
 
 # %% auto #0
-__all__ = ['ShardedWeights', 'load_weights', 'release_weights', 'lazy_model', 'save_lazy']
+__all__ = ['ShardedWeights', 'load_weights', 'release_weights', 'resolve_offload', 'streamed', 'lazy_model', 'shard_names',
+           'write_shards', 'save_lazy']
 
 # %% ../nbs/05b_disk.ipynb #d15c0007
 class ShardedWeights:
@@ -94,6 +96,36 @@ def release_weights(weights:ShardedWeights, module:nn.Module):
     "Undo `load_weights`: `module` gets its meta parameters back, and its buffers where they were."
     for sub, kind, k, t in weights.held.pop(id(module), []): getattr(sub, kind)[k] = t
 
+# %% ../nbs/05b_disk.ipynb #d15c0061
+def resolve_offload(model:nn.Module, offload)->bool|ShardedWeights:
+    "What an `offload` argument means for `model`: False, True, or for 'disk' the lazy model's `ShardedWeights`; raises on anything else."
+    lazy = model.__dict__.get('lrnb_weights')
+    if lazy is not None and offload is lazy: return lazy   # resolved already
+    if offload == 'disk':
+        if lazy is None: raise ValueError("offload='disk' needs a model whose weights stay on disk: load it with lrnb.disk.lazy_model(folder)")
+        return lazy
+    if not isinstance(offload, bool): raise ValueError(f"offload must be True, False or 'disk'; got {offload!r}")
+    if lazy is not None: raise ValueError(f"the model's weights are on disk (a lazy_model): compress it with offload='disk'; got offload={offload!r}")
+    return offload
+
+# %% ../nbs/05b_disk.ipynb #d15c0063
+@contextmanager
+def streamed(model:nn.Module, # a lazy model
+             device,          # where each module computes
+            ):
+    "In the `with` block, a forward pass of the lazy `model` reads each block, and each module outside the blocks, from disk as the pass reaches it, and drops it after."
+    weights, (prefix, blocks) = model.lrnb_weights, decoder_layers(model)
+    outside = [m for n, m in model.named_modules() if n and not n.startswith(prefix)
+               and (any(p is not None for p in m._parameters.values()) or m._buffers)]
+    parts, hooks = [*blocks, *outside], []
+    for m in parts:
+        hooks.append(m.register_forward_pre_hook(lambda mod, args: load_weights(weights, mod, device)))
+        hooks.append(m.register_forward_hook(lambda mod, args, out: release_weights(weights, mod)))
+    try: yield model
+    finally:
+        for h in hooks: h.remove()
+        for m in parts: release_weights(weights, m)   # a pass that failed midway
+
 # %% ../nbs/05b_disk.ipynb #d15c0014
 def lazy_model(folder:str|Path,                  # a Hugging Face folder of a causal LM, in safetensors
                dtype:torch.dtype=torch.float32,  # the dtype its weights are read into
@@ -112,27 +144,39 @@ def lazy_model(folder:str|Path,                  # a Hugging Face folder of a ca
     return model, AutoTokenizer.from_pretrained(folder)
 
 # %% ../nbs/05b_disk.ipynb #d15c0019
-def save_lazy(model:nn.Module,   # a lazy model (`lazy_model`), compressed or not
-              folder:str|Path,   # an empty folder
-             ):
-    "Write a lazy model's config and weights into `folder`: a safetensors file for what lies outside the blocks, then one per block, read from disk one at a time."
-    weights, (prefix, blocks) = model.lrnb_weights, decoder_layers(model)
-    state = model.state_dict()   # names, shapes and dtypes (the values of meta tensors are on disk)
+def shard_names(model:nn.Module)->list[list[str]]:
+    "The names of the tensors a saved `model` holds (a tied weight once, under its first name), by file: outside the blocks, then each block."
+    prefix, blocks = decoder_layers(model)
     first = {n for n, _ in model.named_parameters()}
     tied = {n for n, _ in model.named_parameters(remove_duplicate=False)} - first
-    names = [n for n in state if n not in tied]   # a tied weight once, under its first name, as transformers saves it
-    parts = [[n for n in names if not n.startswith(prefix + '.')]] + [
+    names = [n for n in model.state_dict() if n not in tied]
+    return [[n for n in names if not n.startswith(prefix + '.')]] + [
         [n for n in names if n.startswith(f"{prefix}.{i}.")] for i in range(len(blocks))]
+
+def write_shards(folder:str|Path,        # an existing folder
+                 groups:list[list[str]], # tensor names, one list per file
+                 value,                  # called with a name, when its file is written: the tensor
+                )->dict:
+    "Write each group of tensors to a safetensors file of its own in `folder`, one file in memory at a time, and their index; the index."
     weight_map, total = {}, 0
-    for k, part in enumerate(parts, 1):
-        file = f"model-{k:05d}-of-{len(parts):05d}.safetensors"
-        tensors = {n: (weights.tensor(n) if state[n].is_meta else state[n]).contiguous() for n in part}
+    for k, group in enumerate(groups, 1):
+        file = f"model-{k:05d}-of-{len(groups):05d}.safetensors"
+        tensors = {n: value(n).contiguous() for n in group}
         save_file(tensors, Path(folder) / file, metadata={'format': 'pt'})
         weight_map.update(dict.fromkeys(tensors, file))
         total += sum(t.numel() * t.element_size() for t in tensors.values())
         del tensors
     index = {'metadata': {'total_size': total}, 'weight_map': weight_map}
     (Path(folder) / 'model.safetensors.index.json').write_text(json.dumps(index, indent=2))
+    return index
+
+# %% ../nbs/05b_disk.ipynb #d15c0031
+def save_lazy(model:nn.Module,   # a lazy model (`lazy_model`), compressed or not
+              folder:str|Path,   # an empty folder
+             ):
+    "Write a lazy model's config and weights into `folder`: a safetensors file for what lies outside the blocks, then one per block, each read from disk in turn."
+    state = model.state_dict()   # names, shapes and dtypes; the values of meta tensors are on disk
+    write_shards(folder, shard_names(model), lambda n: model.lrnb_weights.tensor(n) if state[n].is_meta else state[n])
     model.config.architectures = [type(model).__name__]
     model.config.save_pretrained(folder)
     if model.can_generate() and model.generation_config is not None: model.generation_config.save_pretrained(folder)

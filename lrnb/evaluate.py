@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_evaluate.ipynb #b50e1762
 from __future__ import annotations
-import math, resource, sys, time
+import contextlib, math, resource, sys, time
 from pathlib import Path
 from dataclasses import dataclass
 import torch
@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .models import default_device
+from .disk import streamed
 from .lowrank import compressible_linears
 from .stats import ImageTextWindows, check_windows, model_inputs
 
@@ -41,12 +42,15 @@ def evaluate(model:nn.Module,     # a causal LM
     check_windows(windows, model)
     if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
     device = default_device(device)
-    model.to(device).eval()
+    lazy = model.__dict__.get('lrnb_weights') is not None   # weights on disk: read module by module in each pass
+    if not lazy: model.to(device)
+    model.eval()
     nll, count, seconds = 0.0, 0, 0.0
     for i in tqdm(range(0, len(windows), batch_size), desc="perplexity", disable=not progress):
         ids = windows[i:i + batch_size].to(device)
         t = time.perf_counter()
-        logits = model(input_ids=ids, use_cache=False).logits
+        with streamed(model, device) if lazy else contextlib.nullcontext():
+            logits = model(input_ids=ids, use_cache=False).logits
         if device.type == 'cuda': torch.cuda.synchronize(device)
         seconds += time.perf_counter() - t
         nll += F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten(), reduction='sum').item()

@@ -15,6 +15,7 @@ from .models import default_device
 from .stats import all_reduce_sum, check_windows, local_windows
 from .decompose import Decomposition
 from .compress import original_decompositions, statistics_needed
+from .disk import resolve_offload
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +102,12 @@ def profile(model:nn.Module,                # a causal LM (left unchanged)
             attention_mask:Tensor|None=None,# (N, seq_len), 0 at padding
             device=None,                    # None: cuda if available, else cpu
             progress:bool=True,             # tqdm bars
-            offload:bool=False,             # leave the model where it is; its blocks visit `device` in turn (no sensitivity pass)
+            offload:bool|str=False,         # leave the model where it is; its blocks visit `device` in turn (no sensitivity pass); 'disk': a lazy model's
            )->Profile:
     "Spectra (and sensitivities) of every compressible matrix of the original model, before any is replaced."
     statistics_needed(method)   # raises on an unknown method
     if not isinstance(sensitivity_windows, int) or sensitivity_windows < 0: raise ValueError(f"sensitivity_windows must be a non-negative integer; got {sensitivity_windows!r}")
+    offload = resolve_offload(model, offload)   # 'disk': the lazy model's weights
     if offload and sensitivity_windows: raise ValueError(f"offload cannot split the sensitivity pass (gradients through the whole model) into blocks: give sensitivity_windows=0 with offload=True; got {sensitivity_windows}")
     check_windows(windows, model, images=True)   # the sensitivity pass refuses them itself
     device = default_device(device)

@@ -173,14 +173,17 @@ class Recipe:
 
 # %% ../nbs/19_recipes.ipynb #ac574a01
 def check_run(recipe:Recipe,    # the stages
-              offload:bool=False, # the model stays where it is; its blocks visit the device in turn
+              offload:bool|str=False, # the model stays where it is; its blocks visit the device in turn ('disk': from disk)
               processes:int=1,  # torch.distributed processes sharing the windows
               images:bool=False, # the windows carry images (a vision-language model)
              ):
     "Raise, naming the stage, if the recipe cannot run with these options."
     names, r = [stage_name(s) for s in recipe.stages], recipe.ranks
-    if offload == 'disk':
-        raise ValueError("offload='disk' runs through compress() only so far (the disk lesson): recipes cannot use it yet")
+    if offload == 'disk':   # a lazy model: nothing of it in memory but the block being worked on
+        for i in range(2, len(names) + 1):
+            if needs_original(Recipe(recipe.stages[:i])):
+                raise ValueError(f"recipe stage {i} ({names[i - 1]}) needs the original model beside the compressed one, which "
+                                 "offload='disk' does not keep; leave it out, or load the model into memory")
     if offload:
         if r.rule != 'uniform' and r.weighting == 'sensitivity' and r.sensitivity_windows:
             raise ValueError("recipe stage 1 (ranks): weighting='sensitivity' takes gradients through the whole model at once, "
