@@ -27,7 +27,8 @@ from transformers import AutoConfig, AutoModelForCausalLM
 __all__ = ['BENCH_RECIPES', 'RECIPE_FILES', 'prepare_texts', 'bench_windows', 'held_perplexities', 'write_results',
            'bench_recipe', 'method_name', 'check_bench_settings', 'run_measured', 'eval_row', 'benchmark_rows',
            'bench_table', 'bench_plots', 'lrnb_bench', 'naive_statistics', 'model_statistics', 'statistics_cost',
-           'stats_table', 'lrnb_stats_bench', 'random_llama', 'scale_cost', 'scale_table', 'lrnb_scale_bench']
+           'stats_table', 'lrnb_stats_bench', 'llama_config', 'random_llama', 'scale_cost', 'scale_table',
+           'lrnb_scale_bench']
 
 # %% ../nbs/09_results.ipynb #717512ce
 def prepare_texts(out_dir:str|Path)->tuple[Path, Path]:
@@ -290,13 +291,17 @@ def lrnb_stats_bench(out:str='bench_out/stats',  # folder for results.md / resul
     write_results(rows, Path(out), stats_table)
 
 # %% ../nbs/09_results.ipynb #e1de9ffb
-def random_llama(layers:int=32, hidden:int=4096, mlp:int=11008, heads:int=32, vocab:int=32000, device=None)->nn.Module:
-    "A randomly initialised float32 Llama of the given shape (defaults: Llama-2-7B's), built directly on `device`."
+def llama_config(layers:int=32, hidden:int=4096, mlp:int=11008, heads:int=32, vocab:int=32000)->AutoConfig:
+    "The config of a Llama of the given shape (defaults: Llama-2-7B's); raises on a shape that cannot be."
     for name, v in (('layers', layers), ('hidden', hidden), ('mlp', mlp), ('heads', heads), ('vocab', vocab)):
         if not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer; got {v!r}")
     if hidden % heads: raise ValueError(f"hidden must be a multiple of heads; got hidden={hidden}, heads={heads}")
-    cfg = AutoConfig.for_model('llama', hidden_size=hidden, intermediate_size=mlp, num_hidden_layers=layers, num_attention_heads=heads,
-                               num_key_value_heads=heads, vocab_size=vocab, max_position_embeddings=4096)
+    return AutoConfig.for_model('llama', hidden_size=hidden, intermediate_size=mlp, num_hidden_layers=layers, num_attention_heads=heads,
+                                num_key_value_heads=heads, vocab_size=vocab, max_position_embeddings=4096)
+
+def random_llama(layers:int=32, hidden:int=4096, mlp:int=11008, heads:int=32, vocab:int=32000, device=None)->nn.Module:
+    "A randomly initialised float32 Llama of the given shape (defaults: Llama-2-7B's), built directly on `device`."
+    cfg = llama_config(layers, hidden, mlp, heads, vocab)
     with torch.device(default_device(device)): return AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
 
 def scale_cost(model:nn.Module, n_windows:int=256, seq_len:int=2048, batch_size:int=8, ratio:float=0.2, device=None, seed:int=0)->dict:

@@ -8,13 +8,13 @@ import json, math, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import torch
 from fastcore.script import call_parse
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoModelForCausalLM
 from .disk import lazy_model, shard_names, write_shards
 from .models import atomic_folder, byte_tokenizer, load_model
 from .compress import compress
 from .save import save_pretrained
 from .evaluate import markdown_table, peak_rss_mb
-from .bench import write_results
+from .bench import llama_config, write_results
 
 # %% auto #0
 __all__ = ['random_llama_folder', 'folder_mb', 'compress_cost', 'measured_cost', 'disk_table', 'lrnb_disk_bench']
@@ -23,9 +23,7 @@ __all__ = ['random_llama_folder', 'folder_mb', 'compress_cost', 'measured_cost',
 def random_llama_folder(folder:str|Path, layers:int, hidden:int, mlp:int, heads:int, vocab:int=32000,
                         dtype:torch.dtype=torch.float32, seed:int=0)->Path:
     "Write a randomly initialised Llama of this shape to `folder` (config, a byte-level tokenizer, a safetensors file per block), one block in memory at a time."
-    cfg = AutoConfig.for_model('llama', hidden_size=hidden, intermediate_size=mlp, num_hidden_layers=layers, num_attention_heads=heads,
-                               num_key_value_heads=heads, vocab_size=vocab, max_position_embeddings=4096, tie_word_embeddings=False)
-    with torch.device('meta'): skeleton = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+    with torch.device('meta'): skeleton = AutoModelForCausalLM.from_config(llama_config(layers, hidden, mlp, heads, vocab), dtype=dtype)
     shapes, g = {n: t.shape for n, t in skeleton.state_dict().items()}, torch.Generator().manual_seed(seed)
     def value(name):   # norms start at one, matrices at N(0, 0.02²), as Llama's initialisation
         return (torch.ones(shapes[name]) if name.endswith('norm.weight') else 0.02 * torch.randn(shapes[name], generator=g)).to(dtype)
