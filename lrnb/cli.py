@@ -144,6 +144,7 @@ def lrnb_compress(
     seed:int=0,                  # calibration/evaluation window seed
     offload:Param("keep the model on the CPU (bare --offload, or 'cpu') or on disk ('disk': a local folder's shards, read block by "
                   "block); the embeddings, then each block, visit --device in turn", str, nargs='?', const='cpu')=None,
+    activation_gib:float=None,   # GiB of calibration activations kept in memory (ranks, factors); the rest go to the checkpoint folder (default: all in memory)
     checkpoint:str=None,         # folder of finished blocks, to continue after an interruption (default: <out>.partial, removed once saved; --part both: <folder>-vision and <folder>-language)
     no_checkpoint:store_true=False, # write no checkpoint folder
     max_shard_size:str='5GB',    # largest weights file of the saved folder (bigger models are sharded)
@@ -214,7 +215,7 @@ def lrnb_compress(
         checkpoints = {p: checkpoint if checkpoint is None or len(runs) == 1 else checkpoint.with_name(f"{checkpoint.name}-{p}")
                        for p in runs}
         reports = [run_recipe(net, calib, rec, batch_size=batch_size, device=device, offload=mode, checkpoint=checkpoints[p],
-                              val_windows=val, exclude=held, seed=seed, part=p) for p in runs]
+                              activation_gib=activation_gib, val_windows=val, exclude=held, seed=seed, part=p) for p in runs]
         report, total = reports[-1], lambda f: sum(f(r) for r in reports)
         resumed = total(lambda r: r.resumed_blocks)
         used = ', '.join(str(c) for c in checkpoints.values() if c is not None) or None   # the folders written

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_compress.ipynb #42539a0c
 from __future__ import annotations
-import copy, itertools, logging, os, time
+import copy, itertools, logging, os, shutil, time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,12 +15,13 @@ from .lowrank import (breakeven_rank, check_ratio, compressible_linears, decoder
                           factorised_params, parameter_count, set_module, uniform_rank, unfuse_experts)
 from .models import default_device
 from .stats import (ActivationStats, all_reduce_sum, block_inputs, block_outputs, block_statistics, check_windows, input_groups,
-                        layer_inputs, masked_tokens, world)
+                        layer_inputs, masked_tokens, token_ids, world)
 from .decompose import (Decomposition, als_decomposition, asvd_decomposition, projection_decomposition, refit_weight,
                             svd_decomposition, whitened_decomposition, whitening)
 from .distill import Distill, LayerDistillation, distill_layer
 from .checkpoint import checkpoint_fingerprint, load_block, open_checkpoint, save_block
-from .disk import ShardedWeights, load_weights, release_weights, resolve_offload
+from .disk import (ShardedWeights, activation_store, check_activation_gib, load_weights, release_weights,
+                       resolve_offload)
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,7 @@ def original_decompositions(model:nn.Module,          # a causal LM (left unchan
                             progress:bool=True,        # tqdm bar over blocks
                             seconds:dict|None=None,    # adds 'statistics' and 'decompose' wall seconds here
                             offload:bool=False,        # the model stays where it is; each block visits `device` in turn
+                            activations:list|None=None,# the store for the first block's inputs (`activation_store`; None: a list)
                            ):
     "Yield (name, Decomposition) for every layer in `names`, block by block, from the original model's statistics."
     grams = statistics_needed(method, solver)
@@ -212,7 +214,7 @@ def original_decompositions(model:nn.Module,          # a causal LM (left unchan
     prefix, blocks = decoder_layers(model)
     t = time.perf_counter()
     with visiting(outside_blocks(model), device, offload if grams is not None else False):
-        inputs = None if grams is None else block_inputs(model, windows, attention_mask, batch_size, device)
+        inputs = None if grams is None else block_inputs(model, windows, attention_mask, batch_size, device, activations)
     seconds['statistics'] += time.perf_counter() - t
     for i, block in enumerate(tqdm(blocks, desc=f"decompose ({method})", disable=not progress)):
         here = f"{prefix}.{i}"
@@ -252,6 +254,7 @@ class CompressionPlan:
     offload: bool|ShardedWeights = False  # the model stays where it is (a lazy model: on disk); its blocks visit the compute device one at a time
     checkpoint: Path|None = None  # folder the finished blocks' layers are written to, and read back from on a rerun
     keep_decompositions: bool = False  # the new layers' full decompositions are wanted (and kept in the checkpoint too)
+    activation_gib: float|None = None  # GiB of calibration activations kept in memory (None: all); beyond it, on disk
 
     @property
     def grams(self)->str|None:
@@ -275,6 +278,7 @@ def plan_compression(model:nn.Module, windows:Tensor|None=None, method:str='whit
                      alpha:float=0.5, sequential:bool=False, refit:bool=False, solver:str='svd',
                      decompositions:dict[str, Decomposition]|None=None, refine:str|Distill|None=None, batch_size:int=8,
                      offload:bool=False, checkpoint:str|Path|None=None, keep_decompositions:bool=False,
+                     activation_gib:float|None=None,
                     )->CompressionPlan:
     "Check `compress`'s settings (see there) against the model and the windows, before any work; the plan they make."
     statistics_needed(method, solver)   # raises on an unknown method or solver
@@ -303,8 +307,9 @@ def plan_compression(model:nn.Module, windows:Tensor|None=None, method:str='whit
         checkpoint = Path(checkpoint)
         if checkpoint.exists() and not checkpoint.is_dir():
             raise ValueError(f"checkpoint must be a folder (new, or from an interrupted run with the same settings); got {str(checkpoint)!r}, which is a file")
+    check_activation_gib(activation_gib)
     plan = CompressionPlan(method, keep, alpha, sequential, refit, solver, decompositions, distill, offload, checkpoint,
-                           bool(keep_decompositions))
+                           bool(keep_decompositions), activation_gib)
     if plan.grams is not None or distill is not None:
         if windows is None: raise ValueError(f"windows (calibration token ids) are required for method={method!r}")
         check_windows(windows, model, images=True)
@@ -336,6 +341,9 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
         fingerprint = checkpoint_fingerprint(model, windows, plan.settings, batch_size, attention_mask, device, used,
                                              None if isinstance(plan.offload, bool) else plan.offload)
     done = set() if folder is None else open_checkpoint(folder, fingerprint) & set(by_block)
+    def first_store(streams):   # where the first block's inputs go: a list, or beyond the budget to disk
+        n = 0 if windows is None else len(token_ids(windows))
+        return activation_store(plan.activation_gib, folder, n, batch_size, streams)
     def loaded(i):   # block i's (decomposition, layer) by name, from the checkpoint
         layers, records, kept = load_block(folder, i, {n: linears[n] for n in by_block[i]})
         distilled.update(records)
@@ -363,7 +371,7 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
         waiting, new, found = sorted(done), {}, {}   # blocks to read back, in order; the current block's new layers and decompositions
         for name, d in original_decompositions(model, windows, [n for i in sorted(by_block) if i not in done for n in by_block[i]],
                                                plan.method, plan.alpha, plan.solver, keep, batch_size, attention_mask, device,
-                                               progress, seconds, plan.offload):
+                                               progress, seconds, plan.offload, first_store(1)):
             i = int(name[len(prefix) + 1:].split('.')[0])
             while waiting and waiting[0] < i: yield from ((n, d, layer) for n, (d, layer) in loaded(waiting.pop(0)).items())
             new[name], found[name] = factorised(name, d), d
@@ -377,7 +385,8 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
     fit_on = None if grams is None else 'compressed' if plan.sequential else 'original'
     t = time.perf_counter()
     with visiting(outside_blocks(model), device, plan.offload):
-        inputs = block_inputs(model, windows, attention_mask, batch_size, device)
+        inputs = block_inputs(model, windows, attention_mask, batch_size, device,
+                              first_store(2 if plan.refit or distill is not None else 1))
     original_inputs = inputs if plan.refit or distill is not None else None
     seconds['statistics'] += time.perf_counter() - t
     steps = ' + '.join(['refit' if plan.refit else 'sequential' if plan.sequential else 'original statistics'] + (['distill'] if distill else []))
@@ -441,10 +450,11 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
              offload:bool|str=False,       # leave the model where it is; the embeddings, then each block, visit `device` in turn ('disk': a lazy_model's, read from disk)
              checkpoint:str|Path|None=None, # folder for each finished block's layers; a rerun with it continues from there
              keep_decompositions:bool=False, # report every new layer's full decomposition (e.g. for spectrum learning next)
+             activation_gib:float|None=None, # GiB of calibration activations kept in memory; the rest go to disk: `checkpoint`/activations, or a temporary folder (None: all in memory)
             )->CompressionReport:
     "Replace the model's compressible linears by low-rank factors; returns what was done."
     plan = plan_compression(model, windows, method, ratio, ranks, alpha, sequential, refit, solver, decompositions, refine, batch_size,
-                            offload, checkpoint, keep_decompositions)
+                            offload, checkpoint, keep_decompositions, activation_gib)
     start, device = time.perf_counter(), default_device(device)
     if not offload: model.to(device)
     params_before = parameter_count(model)
@@ -455,6 +465,7 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
         new[name] = layer
         if keep_decompositions and d is not None: kept[name] = d
     if resumed: log.info("read %d finished blocks back from %s", len(resumed), checkpoint)
+    if activation_gib is not None and checkpoint is not None: shutil.rmtree(Path(checkpoint) / 'activations', ignore_errors=True)
     if not isinstance(plan.offload, bool):   # a lazy model's new layers are read from the checkpoint from now on
         for f in sorted(plan.checkpoint.glob('block-[0-9][0-9][0-9].safetensors')): plan.offload.add(f)
     for name, layer in new.items(): set_module(model, name, layer)

@@ -4,13 +4,13 @@
 
 # %% ../nbs/05b_disk.ipynb #d15c0004
 from __future__ import annotations
-import json, math
+import json, math, shutil, tempfile, weakref
 from contextlib import contextmanager
 from pathlib import Path
 import torch
 from torch import nn, Tensor
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from accelerate import init_empty_weights
 from transformers import AutoConfig, AutoTokenizer
 from .lowrank import decoder_layers
@@ -18,7 +18,7 @@ from .models import auto_class, check_weight_files
 
 # %% auto #0
 __all__ = ['ShardedWeights', 'load_weights', 'release_weights', 'resolve_offload', 'streamed', 'lazy_model', 'shard_names',
-           'write_shards', 'save_lazy']
+           'write_shards', 'save_lazy', 'ActivationBudget', 'Activations', 'check_activation_gib', 'activation_store']
 
 # %% ../nbs/05b_disk.ipynb #d15c0007
 class ShardedWeights:
@@ -180,3 +180,97 @@ def save_lazy(model:nn.Module,   # a lazy model (`lazy_model`), compressed or no
     model.config.architectures = [type(model).__name__]
     model.config.save_pretrained(folder)
     if model.can_generate() and model.generation_config is not None: model.generation_config.save_pretrained(folder)
+
+# %% ../nbs/05b_disk.ipynb #d15c0081
+class ActivationBudget:
+    """The memory budget the activation stores of one run share, and the folder that takes the batches beyond it
+    (emptied first; a temporary one is deleted when the last store is gone)."""
+    def __init__(self, folder:str|Path,  # where the batches beyond the budget go
+                 nbytes:int,             # bytes of hidden states kept in memory, all stores together
+                 batches:int,            # how many batches a stream holds (for the disk-space check)
+                 streams:int=1,          # how many streams live at once (two with a refit)
+                 temporary:bool=False):  # delete `folder` when done
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 1:
+            raise ValueError(f"the activation budget must be a positive number of bytes; got {nbytes!r}")
+        self.folder, self.nbytes, self.batches, self.streams = Path(folder), nbytes, batches, streams
+        self.held, self.files, self.checked = 0, 0, False
+        shutil.rmtree(self.folder, ignore_errors=True)   # the files of an interrupted run
+        self.folder.mkdir(parents=True)
+        if temporary: weakref.finalize(self, shutil.rmtree, self.folder, True)
+
+    def check(self, nbytes:int):
+        "At the first batch: the budget holds one batch, and the disk has room for the rest (two blocks' worth)."
+        self.checked = True
+        if nbytes > self.nbytes:
+            raise ValueError(f"activation budget of {self.nbytes / 2**20:.1f} MiB is smaller than one batch's hidden "
+                             f"states ({nbytes / 2**20:.1f} MiB); allowed: at least that, or a smaller batch_size")
+        spilled = max(0, self.streams * self.batches * nbytes - self.nbytes) * 2
+        free = shutil.disk_usage(self.folder).free
+        if spilled > free:
+            raise OSError(f"not enough disk in {self.folder} for the activations beyond the budget: about "
+                          f"{spilled / 2**30:.2f} GiB needed ({self.streams} stream(s) × {self.batches} batches × "
+                          f"{nbytes / 2**20:.1f} MiB, two blocks' worth, less the budget), {free / 2**30:.2f} GiB "
+                          "free; free some space, raise the budget, or use a checkpoint folder on a larger disk")
+
+    def store(self)->Activations:
+        "A new, empty store of batches under this budget."
+        return Activations(self)
+
+class Activations:
+    """The batches of one activation stream (`BlockInput`s), used like a list: hidden states in memory while the
+    shared budget lasts, the rest in files, read back batch by batch. Dropping the store frees both."""
+    def __init__(self, budget:ActivationBudget):
+        self.budget, self.items, self.held, self.paths = budget, [], [0], []
+        weakref.finalize(self, Activations._drop, budget, self.held, self.paths)
+
+    @staticmethod
+    def _drop(budget, held, paths):
+        budget.held -= held[0]
+        for p in paths: p.unlink(missing_ok=True)
+
+    def fresh(self)->Activations:
+        "An empty store for the next block's outputs, under the same budget."
+        return self.budget.store()
+
+    def append(self, b):
+        "Keep batch `b` (a `BlockInput`) in memory if the budget allows, else write its hidden states to a file."
+        h, budget = b.hidden, self.budget
+        nbytes = h.numel() * h.element_size()
+        if not budget.checked: budget.check(nbytes)
+        if budget.held + nbytes <= budget.nbytes:
+            budget.held += nbytes; self.held[0] += nbytes
+            self.items.append((b, None, None))
+            return
+        path = budget.folder / f"{budget.files:07d}.safetensors"
+        budget.files += 1
+        save_file({'hidden': h.detach().contiguous().cpu()}, path)
+        self.paths.append(path)
+        self.items.append((b.with_hidden(None), path, h.device))
+
+    def on_disk(self)->int:
+        "How many of the batches are in files."
+        return len(self.paths)
+
+    def _load(self, k):
+        b, path, device = self.items[k]
+        return b if path is None else b.with_hidden(load_file(path, device=str(device))['hidden'])
+    def __len__(self): return len(self.items)
+    def __iter__(self): return (self._load(k) for k in range(len(self.items)))
+    def __getitem__(self, i):
+        return [self._load(k) for k in range(len(self.items))[i]] if isinstance(i, slice) else self._load(i)
+
+# %% ../nbs/05b_disk.ipynb #d15c0083
+def check_activation_gib(gib):
+    "Raise unless `gib` is None or a positive number."
+    if gib is not None and (isinstance(gib, bool) or not isinstance(gib, (int, float)) or not gib > 0):
+        raise ValueError(f"activation_gib must be a positive number of GiB or None; got {gib!r}")
+
+def activation_store(gib:float|None,        # GiB of hidden states to keep in memory (None: all of them)
+                     folder:str|Path|None,   # a checkpoint folder (its `activations/`), or None: a temporary folder
+                     n_windows:int, batch_size:int, streams:int=1)->list|Activations:
+    "An empty first store for the activations of `n_windows` calibration windows in batches of `batch_size`."
+    check_activation_gib(gib)
+    if gib is None: return []
+    temporary = folder is None
+    folder = Path(tempfile.mkdtemp(prefix='lrnb-activations-')) if temporary else Path(folder) / 'activations'
+    return ActivationBudget(folder, int(gib * 2**30), -(-n_windows // batch_size), streams, temporary).store()

@@ -12,10 +12,10 @@ from tqdm.auto import tqdm
 from .lowrank import (breakeven_rank, check_ratio, compressible_linears, dense_weight, factorised_params,
                           uniform_rank)
 from .models import default_device
-from .stats import all_reduce_sum, check_windows, local_windows
+from .stats import all_reduce_sum, check_windows, local_windows, token_ids
 from .decompose import Decomposition
 from .compress import original_decompositions, statistics_needed
-from .disk import resolve_offload
+from .disk import activation_store, resolve_offload
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ def profile(model:nn.Module,                # a causal LM (left unchanged)
             device=None,                    # None: cuda if available, else cpu
             progress:bool=True,             # tqdm bars
             offload:bool|str=False,         # leave the model where it is; its blocks visit `device` in turn (no sensitivity pass); 'disk': a lazy model's
+            activation_gib:float|None=None, # GiB of calibration activations kept in memory; the rest in a temporary folder (None: all in memory)
            )->Profile:
     "Spectra (and sensitivities) of every compressible matrix of the original model, before any is replaced."
     statistics_needed(method)   # raises on an unknown method
@@ -110,6 +111,7 @@ def profile(model:nn.Module,                # a causal LM (left unchanged)
     offload = resolve_offload(model, offload)   # 'disk': the lazy model's weights
     if offload and sensitivity_windows: raise ValueError(f"offload cannot split the sensitivity pass (gradients through the whole model) into blocks: give sensitivity_windows=0 with offload=True; got {sensitivity_windows}")
     check_windows(windows, model, images=True)   # the sensitivity pass refuses them itself
+    activations = activation_store(activation_gib, None, len(token_ids(windows)), batch_size)
     device = default_device(device)
     if not offload: model.to(device)
     linears = compressible_linears(model)
@@ -117,7 +119,7 @@ def profile(model:nn.Module,                # a causal LM (left unchanged)
     sigma, kept, seconds = {}, {}, {'statistics': 0.0, 'decompose': 0.0, 'sensitivity': 0.0}
     for name, d in original_decompositions(model, windows, list(linears), method, alpha, batch_size=batch_size,
                                            attention_mask=attention_mask, device=device, progress=progress, seconds=seconds,
-                                           offload=offload):
+                                           offload=offload, activations=activations):
         sigma[name] = d.sigma.double().cpu()
         if keep_decompositions: kept[name] = d
     t = time.perf_counter()

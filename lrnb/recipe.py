@@ -321,14 +321,16 @@ def as_recipe(recipe:Recipe|list|str|Path)->Recipe:
     return Recipe.from_data(recipe)
 
 def recipe_ranks(model:nn.Module, windows:Tensor, recipe:Recipe, batch_size:int=8, attention_mask:Tensor|None=None,
-                 device=None, offload:bool=False, progress:bool=True)->tuple[dict[str, int], Profile|None]:
+                 device=None, offload:bool=False, progress:bool=True, activation_gib:float|None=None,
+                )->tuple[dict[str, int], Profile|None]:
     "The ranks the recipe's ranks stage chooses, and the profile they came from (None for uniform ranks)."
     r, first = recipe.ranks, recipe.stages[1]
     if r.rule == 'uniform': return uniform_ranks(model, r.ratio), None
     factors = first if isinstance(first, Factors) else Factors()   # spectrum right after the ranks: whitened components
     prof = profile(model, windows, factors.method, r.sensitivity_windows if r.weighting == 'sensitivity' else 0,
                    keep_decompositions=not (factors.sequential or factors.refit), alpha=factors.alpha,
-                   batch_size=batch_size, attention_mask=attention_mask, device=device, progress=progress, offload=offload)
+                   batch_size=batch_size, attention_mask=attention_mask, device=device, progress=progress, offload=offload,
+                   activation_gib=activation_gib)
     return rank_allocation(prof, r.rule, r.ratio, r.tolerance, r.weighting, r.min_rank), prof
 
 def run_refinements(model:nn.Module,        # a compressed causal LM (LowRankLinear layers), refined in place
@@ -372,6 +374,7 @@ def run_recipe(model:nn.Module,             # a causal LM, compressed in place
                device=None,                  # None: cuda if available, else cpu
                offload:bool=False,           # leave the model where it is; its blocks visit `device` in turn
                checkpoint:str|Path|None=None,# folder for the factors stage's finished blocks; a rerun continues from it
+               activation_gib:float|None=None, # ranks and factors: GiB of calibration activations kept in memory, the rest on disk
                val_windows:Tensor|None=None, # e2e: validation windows no stage saw (None: cut from `windows`)
                exclude:Tensor|None=None,     # e2e: windows never to train on (the evaluation windows)
                seed:int=0,                   # spectrum: batch order
@@ -391,7 +394,7 @@ def run_recipe(model:nn.Module,             # a causal LM, compressed in place
         targets = {id(s): teacher_targets(model, windows, s, exclude, val_windows, home) for s in recipe.stages
                    if stage_name(s) == 'e2e' and s.teacher_top_k is not None}
         r, first = recipe.ranks, recipe.stages[1]
-        ranks, prof = recipe_ranks(model, windows, recipe, batch_size, attention_mask, device, offload, progress)
+        ranks, prof = recipe_ranks(model, windows, recipe, batch_size, attention_mask, device, offload, progress, activation_gib)
         done, rest = [('ranks', prof)], recipe.stages[2:]
         if isinstance(first, Factors):
             fused = recipe.stages[2] if fused_distill(recipe, 2) else None
@@ -399,7 +402,7 @@ def run_recipe(model:nn.Module,             # a causal LM, compressed in place
                               refit=first.refit, solver=first.solver,
                               decompositions=None if first.sequential or first.refit else prof and prof.decompositions,
                               refine=fused, batch_size=batch_size, attention_mask=attention_mask, device=device,
-                              progress=progress, offload=offload, checkpoint=checkpoint,
+                              progress=progress, offload=offload, checkpoint=checkpoint, activation_gib=activation_gib,
                               keep_decompositions=bool(rest) and stage_name(rest[0]) == 'spectrum')
             done.append(('factors', report))
             if fused is not None: done.append(('distill', report)); rest = rest[1:]   # it ran inside the factors stage

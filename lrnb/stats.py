@@ -133,6 +133,7 @@ def block_inputs(model:nn.Module,              # a causal LM
                  attention_mask:Tensor|None=None, # (N, seq_len), 0 at padding (None: no padding)
                  batch_size:int=8,
                  device=None,                  # None: cuda if available, else cpu
+                 store:list|None=None,         # where the batches go (None: a new list; `Activations`: beyond a budget, to disk)
                 )->list[BlockInput]:
     "Inputs of the model's first transformer block for every batch of `windows` (of this process's share, under torch.distributed)."
     check_windows(windows, model, images=True)
@@ -145,7 +146,7 @@ def block_inputs(model:nn.Module,              # a causal LM
         captured.append((args, kwargs))
         raise _Stop
     handle = first.register_forward_pre_hook(stop, with_kwargs=True)
-    out = []
+    out = [] if store is None else store
     try:
         for i in range(0, len(windows), batch_size):
             m = mask[i:i + batch_size].to(device)
@@ -178,8 +179,8 @@ def check_windows(windows:Tensor|ImageTextWindows, model:nn.Module,
 # %% ../nbs/03_covariance.ipynb #d225ac52
 @torch.no_grad()
 def block_outputs(block:nn.Module, inputs:list[BlockInput], on_batch=None)->list[BlockInput]:
-    "Run `block` on each batch of `inputs`; the results are the next block's inputs."
-    res = []
+    "Run `block` on each batch of `inputs`; the results are the next block's inputs (in a `fresh` store like `inputs`' own)."
+    res = inputs.fresh() if hasattr(inputs, 'fresh') else []
     for b in inputs:
         if on_batch is not None: on_batch(b)
         out = block(*b.args, **b.kwargs)
