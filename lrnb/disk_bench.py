@@ -17,9 +17,12 @@ from .evaluate import markdown_table, peak_rss_mb
 from .bench import llama_config, write_results
 
 # %% auto #0
-__all__ = ['random_llama_folder', 'folder_mb', 'compress_cost', 'measured_cost', 'disk_table', 'lrnb_disk_bench']
+__all__ = ['DISK_DTYPES', 'random_llama_folder', 'folder_mb', 'compress_cost', 'measured_cost', 'disk_table', 'extrapolated',
+           'lrnb_disk_bench']
 
 # %% ../nbs/05c_disk_bench.ipynb #d15c0034
+DISK_DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16}   # what lrnb_disk_bench writes
+
 def random_llama_folder(folder:str|Path, layers:int, hidden:int, mlp:int, heads:int, vocab:int=32000,
                         dtype:torch.dtype=torch.float32, seed:int=0)->Path:
     "Write a randomly initialised Llama of this shape to `folder` (config, a byte-level tokenizer, a safetensors file per block), one block in memory at a time."
@@ -45,7 +48,7 @@ def compress_cost(folder:str,        # a model folder
     "Load, compress (whitened SVD, uniform ranks, random token windows) and save the model in `folder`: seconds of each, and the process's peak resident memory."
     if offload not in ('disk', 'memory'): raise ValueError(f"offload must be 'disk' or 'memory'; got {offload!r}")
     t = time.perf_counter()
-    model, tok = lazy_model(folder) if offload == 'disk' else load_model(folder, device='cpu')
+    model, tok = lazy_model(folder) if offload == 'disk' else load_model(folder, device='cpu')   # float32 either way
     load_s, layers = time.perf_counter() - t, model.config.num_hidden_layers
     windows = torch.randint(model.config.vocab_size, (n_windows, seq_len), generator=torch.Generator().manual_seed(seed))
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,12 +78,27 @@ def disk_table(rows:list[dict])->str:
                             f"{r['tokens']:,}", f"{r['load_s']:.1f}", f"{r['compress_s']:.1f}", f"{r['per_block_s']:.2f}",
                             f"{r['save_s']:.1f}", f"{r['peak_rss_mb']:,.0f}", f"{r['peak_rss_mb'] / r['file_mb']:.2f}"] for r in rows])
 
+# %% ../nbs/05c_disk_bench.ipynb #d15c0093
+def extrapolated(row:dict,                # a `compress_cost` row
+                 layers:int=32,           # blocks of the whole model
+                 tokens:int=256 * 2048,   # calibration tokens (SVD-LLM's setting: 256 windows of 2048)
+                )->dict:
+    """`row`'s seconds per block split into the part that grows with the calibration tokens (the statistics: forward
+    passes and XᵀX, linear in tokens) and the part that does not (decompositions, factors, reading and writing),
+    scaled to `tokens`, and the hours for `layers` blocks."""
+    stats = row['statistics_s'] / row['layers']
+    fixed = row['per_block_s'] - stats
+    statistics = stats * tokens / row['tokens']
+    return dict(layers=layers, tokens=tokens, fixed_s=fixed, statistics_s=statistics, per_block_s=fixed + statistics,
+                hours=(fixed + statistics) * layers / 3600)
+
 # %% ../nbs/05c_disk_bench.ipynb #d15c0039
 @call_parse
 def lrnb_disk_bench(out:str='disk_bench',  # folder for the random models (removed at the end) and results.{md,json}
                     layers:int=18,         # blocks of the big model (18 x 2048/5632: 1.06B parameters, 4.2 GB in float32)
-                    small_layers:int=2,    # blocks of the small model of the same family, compressed in memory
+                    small_layers:int=2,    # blocks of the small model of the same family, compressed in memory (0: none)
                     hidden:int=2048, mlp:int=5632, heads:int=16, vocab:int=32000,
+                    dtype:str='float32',   # of the weights on disk: 'float32' or 'bfloat16' (computed in float32)
                     n_windows:int=16,      # random calibration windows
                     seq_len:int=256,       # tokens per window
                     ratio:float=0.4,       # share of each linear's parameters removed
@@ -88,13 +106,18 @@ def lrnb_disk_bench(out:str='disk_bench',  # folder for the random models (remov
                    ):
     "Compress a random Llama from its shards on disk and a smaller one of the same family in memory; peak memory against size, seconds per block."
     out, rows = Path(out), []
-    for name, v in (('layers', layers), ('small_layers', small_layers), ('n_windows', n_windows), ('seq_len', seq_len)):
+    for name, v in (('layers', layers), ('n_windows', n_windows), ('seq_len', seq_len)):
         if not isinstance(v, int) or v < 1: raise SystemExit(f"error: --{name} must be a positive integer; got {v!r}")
+    if not isinstance(small_layers, int) or small_layers < 0:
+        raise SystemExit(f"error: --small_layers must be a non-negative integer (0: no small model); got {small_layers!r}")
+    if dtype not in DISK_DTYPES: raise SystemExit(f"error: --dtype must be one of {sorted(DISK_DTYPES)}; got {dtype!r}")
     models = out / 'models'
     settings = dict(n_windows=n_windows, seq_len=seq_len, ratio=ratio, device=device)
     try:
         for n_layers, modes in ((small_layers, ('memory', 'disk')), (layers, ('disk',))):
-            folder = random_llama_folder(models / f"llama-{n_layers}x{hidden}", n_layers, hidden, mlp, heads, vocab)
+            if not n_layers: continue
+            folder = random_llama_folder(models / f"llama-{n_layers}x{hidden}", n_layers, hidden, mlp, heads, vocab,
+                                         DISK_DTYPES[dtype])
             for mode in modes:
                 rows.append(measured_cost(folder=str(folder), offload=mode, **settings))
                 write_results(rows, out, disk_table)
