@@ -223,6 +223,7 @@ def lrnb_compress(
         after = evaluate(net, held, batch_size, home) if held is not None else None
         image_error = None
         if reference is not None: image_error = float((output_logits(net, image_held, batch_size, home) - reference).norm() / reference.norm())
+        if dist.is_initialized(): dist.barrier()   # every process is done with the checkpoint (disk offload reads it) before it goes
         if rank: return
         folder = save_pretrained(net, tok, out, max_shard_size=max_shard_size, image_processor=processor)
         if calset.generated is not None:   # the model's own samples, for the user to read

@@ -363,9 +363,11 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
     if distill is None and plan.decompositions is not None:
         for i in sorted(by_block):
             if i in done: yield from ((n, d, layer) for n, (d, layer) in loaded(i).items()); continue
-            layers = {n: factorised(n, plan.decompositions[n]) for n in by_block[i]}
-            finished(i, layers, {})
-            for n, layer in layers.items(): yield n, plan.decompositions[n], layer
+            lazy = not isinstance(plan.offload, bool)   # a lazy model's block is read for its biases, dtype and device
+            with visiting([blocks[i]], device, plan.offload if lazy else False):
+                layers = {n: factorised(n, plan.decompositions[n]) for n in by_block[i]}
+                finished(i, layers, {})
+            for n, layer in layers.items(): yield n, plan.decompositions[n], layer.to(homes[n])
         return
     if distill is None and (not plan.sequential or grams is None):   # plain SVD reads no inputs: sequential changes nothing
         waiting, new, found = sorted(done), {}, {}   # blocks to read back, in order; the current block's new layers and decompositions
@@ -467,6 +469,7 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
     if resumed: log.info("read %d finished blocks back from %s", len(resumed), checkpoint)
     if activation_gib is not None and checkpoint is not None: shutil.rmtree(Path(checkpoint) / 'activations', ignore_errors=True)
     if not isinstance(plan.offload, bool):   # a lazy model's new layers are read from the checkpoint from now on
+        if world()[1] > 1: torch.distributed.barrier()   # once the first process has written every block
         for f in sorted(plan.checkpoint.glob('block-[0-9][0-9][0-9].safetensors')): plan.offload.add(f)
     for name, layer in new.items(): set_module(model, name, layer)
     plan.record(model)
