@@ -469,6 +469,7 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
     if resumed: log.info("read %d finished blocks back from %s", len(resumed), checkpoint)
     if activation_gib is not None and checkpoint is not None: shutil.rmtree(Path(checkpoint) / 'activations', ignore_errors=True)
     if not isinstance(plan.offload, bool):   # a lazy model's new layers are read from the checkpoint from now on
+        plan.offload.out = plan.checkpoint
         if world()[1] > 1: torch.distributed.barrier()   # once the first process has written every block
         for f in sorted(plan.checkpoint.glob('block-[0-9][0-9][0-9].safetensors')): plan.offload.add(f)
     for name, layer in new.items(): set_module(model, name, layer)

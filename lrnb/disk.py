@@ -14,11 +14,12 @@ from safetensors.torch import load_file, save_file
 from accelerate import init_empty_weights
 from transformers import AutoConfig, AutoTokenizer
 from .lowrank import decoder_layers
-from .models import auto_class, check_weight_files
+from .models import atomic_write, auto_class, check_weight_files
 
 # %% auto #0
-__all__ = ['ShardedWeights', 'load_weights', 'release_weights', 'resolve_offload', 'streamed', 'lazy_model', 'shard_names',
-           'write_shards', 'save_lazy', 'ActivationBudget', 'Activations', 'check_activation_gib', 'activation_store']
+__all__ = ['ShardedWeights', 'module_prefix', 'load_weights', 'release_weights', 'resolve_offload', 'streamed', 'lazy_model',
+           'shard_names', 'write_shards', 'save_lazy', 'lazy_original', 'store_weights', 'ActivationBudget',
+           'Activations', 'check_activation_gib', 'activation_store']
 
 # %% ../nbs/05b_disk.ipynb #d15c0007
 class ShardedWeights:
@@ -28,6 +29,7 @@ class ShardedWeights:
                  dtype:torch.dtype=torch.float32, # the dtype they are read into
                 ):
         self.folder, self.dtype, self.model, self.where, self.held = Path(folder), dtype, model, {}, {}
+        self.out = None   # the folder new tensors of this model go to (its compression's checkpoint folder)
         check_weight_files(self.folder)   # every file the index lists is there and readable, before any work
         index = self.folder / 'model.safetensors.index.json'
         files = sorted(set(json.loads(index.read_text())['weight_map'].values())) if index.exists() else ['model.safetensors']
@@ -74,10 +76,14 @@ class ShardedWeights:
         return flat[:64], flat[-64:]
 
 # %% ../nbs/05b_disk.ipynb #d15c0012
+def module_prefix(weights:ShardedWeights, module:nn.Module)->str:
+    "`module`'s name in the lazy model."
+    return next(n for n, m in weights.model.named_modules() if m is module)
+
 @torch.no_grad()
 def load_weights(weights:ShardedWeights, module:nn.Module, device):
     "Give `module` (of `weights.model`) its parameters from disk and move its buffers, all on `device` (tied ones stay tied)."
-    prefix = next(n for n, m in weights.model.named_modules() if m is module)
+    prefix = module_prefix(weights, module)
     made, swapped = {}, []
     for sub_name, sub in module.named_modules():
         for kind in ('_parameters', '_buffers'):
@@ -180,6 +186,19 @@ def save_lazy(model:nn.Module,   # a lazy model (`lazy_model`), compressed or no
     model.config.architectures = [type(model).__name__]
     model.config.save_pretrained(folder)
     if model.can_generate() and model.generation_config is not None: model.generation_config.save_pretrained(folder)
+
+# %% ../nbs/05b_disk.ipynb #d15c0098
+def lazy_original(model:nn.Module)->nn.Module:
+    "A second lazy model of the folder a lazy `model` was read from: the weights before compression (nothing read)."
+    weights = model.lrnb_weights
+    return lazy_model(weights.folder, weights.dtype)[0]
+
+def store_weights(weights:ShardedWeights, module:nn.Module, path:str|Path):
+    "Write `module`'s tensors (as loaded, or trained since) to the safetensors file `path`; `weights` reads them from there from now on."
+    prefix = module_prefix(weights, module)
+    tensors = {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={'format': 'pt'}))
+    weights.add(path)
 
 # %% ../nbs/05b_disk.ipynb #d15c0081
 class ActivationBudget:

@@ -17,6 +17,7 @@ from .models import default_device
 from .lowrank import LowRankLinear, decoder_layers
 from .stats import BlockInput, block_inputs, block_outputs, check_windows
 from .compress import outside_blocks, visiting
+from .disk import resolve_offload, store_weights
 from .evaluate import peak_memory_mb
 
 log = logging.getLogger(__name__)
@@ -482,7 +483,7 @@ def refine_blockwise(model:nn.Module,              # compressed model, trained i
                      settings:Blockwise|None=None, # None: Blockwise()
                      attention_mask:Tensor|None=None, # (N, seq_len), 0 at padding
                      device=None,                  # None: cuda if available, else cpu
-                     offload:bool=False,           # the models stay where they are; blocks visit `device` in turn
+                     offload:bool|str=False,       # the models stay where they are; blocks visit `device` in turn ('disk': lazy models)
                      progress:bool=True,           # tqdm bar over blocks
                     )->BlockwiseReport:
     "Train each block's factors in turn to reproduce the original block's output (and the next block's)."
@@ -495,17 +496,22 @@ def refine_blockwise(model:nn.Module,              # compressed model, trained i
     originals = decoder_layers(original)[1]
     if len(originals) != len(blocks):
         raise ValueError(f"original must be the model before compression; it has {len(originals)} blocks, model {len(blocks)}")
+    mine, theirs = resolve_offload(model, offload), resolve_offload(original, offload)   # 'disk': each lazy model's weights
+    lazy = not isinstance(mine, bool)
+    if lazy and mine.out is None:
+        raise ValueError("offload='disk' refines a lazy model compressed from disk: compress it with a checkpoint folder first "
+                         "(the refined blocks are written there)")
     t0, device = time.perf_counter(), default_device(device)
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
     if not offload: model.to(device); original.to(device)
-    with visiting(outside_blocks(model), device, offload):
+    with visiting(outside_blocks(model), device, mine):
         inputs = block_inputs(model, windows, attention_mask, s.batch_size, device)
-    with visiting(outside_blocks(original), device, offload):
+    with visiting(outside_blocks(original), device, theirs):
         original_inputs = block_inputs(original, windows, attention_mask, s.batch_size, device)
     before, after, trained = [], [], []
     for i in tqdm(range(len(blocks)), desc='blockwise', disable=not progress):
         block, following = blocks[i], (originals[i + 1] if s.lookahead and i + 1 < len(blocks) else None)
-        with visiting([m for m in (block, originals[i], following) if m is not None], device, offload):
+        with visiting([block], device, mine), visiting([m for m in (originals[i], following) if m is not None], device, theirs):
             original_inputs = block_outputs(originals[i], original_inputs)   # the original's stream: block i's targets
             targets = [b.hidden for b in original_inputs]
             targets_next = [b.hidden for b in block_outputs(following, original_inputs)] if following is not None else None
@@ -516,6 +522,7 @@ def refine_blockwise(model:nn.Module,              # compressed model, trained i
                                    f"they were ({type(e).__name__}: {e})") from e
             before.append(b); after.append(a); trained.append(kept)
             inputs = block_outputs(block, inputs)
+            if lazy: store_weights(mine, block, mine.out / f"blockwise-{i:03d}.safetensors")   # before it is dropped
     params = sum(p.numel() for p in trainable_parameters(model).values())
     report = BlockwiseReport(s, before, after, trained, params, time.perf_counter() - t0, peak_memory_mb(device))
     log.info("blockwise: mean block objective %.4g -> %.4g (%d of %d blocks trained) in %.0f s",

@@ -15,6 +15,7 @@ from .lowrank import (LowRankLinear, check_ratio, compressible_linears, dense_we
 from .stats import ImageTextWindows, world
 from .decompose import Decomposition, svd_decomposition
 from .compress import CompressionReport, compress, statistics_needed, uniform_ranks
+from .disk import lazy_original
 from .pareto import RULES, WEIGHTINGS, Profile, check_tolerance, profile, rank_allocation
 from .spectrum import check_training, learn_spectrum
 from .distill import Distill
@@ -24,9 +25,10 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'STAGES', 'REFINEMENTS', 'ORDER', 'check_integer', 'Ranks', 'Factors', 'Spectrum', 'stage_name', 'stage_data',
-           'did_you_mean', 'parse_stage', 'Recipe', 'check_run', 'fused_distill', 'needs_original',
-           'factors_decomposition', 'lowrank_layers', 'RecipeReport', 'allocation_ratio', 'swapped_in', 'put_back',
-           'spectrum_stage', 'distill_stage', 'as_recipe', 'recipe_ranks', 'run_refinements', 'run_recipe']
+           'did_you_mean', 'parse_stage', 'Recipe', 'check_run', 'fused_distill', 'stage_needs_original',
+           'needs_original', 'factors_decomposition', 'lowrank_layers', 'RecipeReport', 'allocation_ratio',
+           'swapped_in', 'put_back', 'spectrum_stage', 'distill_stage', 'as_recipe', 'recipe_ranks', 'run_refinements',
+           'run_recipe']
 
 # %% ../nbs/19_recipes.ipynb #e00aee35
 def check_integer(name:str, value, low:int):
@@ -180,10 +182,11 @@ def check_run(recipe:Recipe,    # the stages
     "Raise, naming the stage, if the recipe cannot run with these options."
     names, r = [stage_name(s) for s in recipe.stages], recipe.ranks
     if offload == 'disk':   # a lazy model: nothing of it in memory but the block being worked on
-        for i in range(2, len(names) + 1):
-            if needs_original(Recipe(recipe.stages[:i])):
-                raise ValueError(f"recipe stage {i} ({names[i - 1]}) needs the original model beside the compressed one, which "
-                                 "offload='disk' does not keep; leave it out, or load the model into memory")
+        for i, name in enumerate(names):
+            if name != 'blockwise' and stage_needs_original(recipe, i):
+                raise ValueError(f"recipe stage {i + 1} ({name}) needs the original model beside the compressed one, which "
+                                 "offload='disk' keeps only for blockwise (one block of each at a time); leave it out, or "
+                                 "load the model into memory")
     if offload:
         if r.rule != 'uniform' and r.weighting == 'sensitivity' and r.sensitivity_windows:
             raise ValueError("recipe stage 1 (ranks): weighting='sensitivity' takes gradients through the whole model at once, "
@@ -210,11 +213,15 @@ def fused_distill(recipe:Recipe, i:int)->bool:
     "Whether stage `i` (0-based) is a distill that runs inside the factors stage before it."
     return 0 < i < len(recipe.stages) and stage_name(recipe.stages[i]) == 'distill' and         stage_name(recipe.stages[i - 1]) == 'factors'
 
+def stage_needs_original(recipe:Recipe, i:int)->bool:
+    "Whether stage `i` (0-based) needs the original layers after earlier stages replaced them."
+    s = recipe.stages[i]
+    return (stage_name(s) == 'e2e' and s.teacher_top_k is None or stage_name(s) == 'blockwise'
+            or (i > 1 and stage_name(s) in ('spectrum', 'distill') and not fused_distill(recipe, i)))
+
 def needs_original(recipe:Recipe)->bool:
     "Whether a stage needs the original layers after earlier stages replaced them."
-    return any(stage_name(s) == 'e2e' and s.teacher_top_k is None or stage_name(s) == 'blockwise'
-               or (i > 1 and stage_name(s) in ('spectrum', 'distill') and not fused_distill(recipe, i))
-               for i, s in enumerate(recipe.stages))
+    return any(stage_needs_original(recipe, i) for i in range(len(recipe.stages)))
 
 # %% ../nbs/19_recipes.ipynb #a0308dfe
 def factors_decomposition(layer:LowRankLinear)->Decomposition:
@@ -389,7 +396,7 @@ def run_recipe(model:nn.Module,             # a causal LM, compressed in place
         start = time.perf_counter()
         shapes = {name: tuple(dense_weight(m).shape) for name, m in compressible_linears(model).items()}
         params_before = parameter_count(model)
-        original = copy.deepcopy(model) if needs_original(recipe) else None
+        original = None if not needs_original(recipe) else lazy_original(model) if offload == 'disk' else copy.deepcopy(model)
         home = next(model.parameters()).device   # e2e's top-k targets: the original's predictions, before any stage
         targets = {id(s): teacher_targets(model, windows, s, exclude, val_windows, home) for s in recipe.stages
                    if stage_name(s) == 'e2e' and s.teacher_top_k is not None}
