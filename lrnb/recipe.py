@@ -193,8 +193,9 @@ def check_run(recipe:Recipe,    # the stages
                              "which offload cannot split into blocks; use weighting 'relative' or 'absolute' with offload")
         for i, name in enumerate(names, 1):
             if name in ('spectrum', 'e2e'):
+                instead = "; the block-level variant, blockwise, works with it" if name == 'e2e' else ""
                 raise ValueError(f"recipe stage {i} ({name}) trains the whole model at once, which offload cannot split "
-                                 "into blocks; run it without offload")
+                                 f"into blocks; run it without offload{instead}")
     if images:
         if r.rule != 'uniform' and r.weighting == 'sensitivity' and r.sensitivity_windows:
             raise ValueError("recipe stage 1 (ranks): weighting='sensitivity' takes next-token gradients on token windows; "
