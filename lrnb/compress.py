@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_compress.ipynb #42539a0c
 from __future__ import annotations
-import copy, itertools, logging, os, shutil, time
+import contextlib, copy, itertools, logging, os, shutil, time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +20,7 @@ from .decompose import (Decomposition, als_decomposition, asvd_decomposition, pr
                             svd_decomposition, whitened_decomposition, whitening)
 from .distill import Distill, LayerDistillation, distill_layer
 from .checkpoint import checkpoint_fingerprint, load_block, open_checkpoint, save_block
-from .disk import (ShardedWeights, activation_store, check_activation_gib, load_weights, release_weights,
+from .disk import (ShardedWeights, activation_folder, activation_store, check_activation_gib, load_weights, release_weights,
                        resolve_offload)
 
 log = logging.getLogger(__name__)
@@ -467,7 +467,9 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
         new[name] = layer
         if keep_decompositions and d is not None: kept[name] = d
     if resumed: log.info("read %d finished blocks back from %s", len(resumed), checkpoint)
-    if activation_gib is not None and checkpoint is not None: shutil.rmtree(Path(checkpoint) / 'activations', ignore_errors=True)
+    if activation_gib is not None and checkpoint is not None:   # this process's spilled activations, then the folder if empty
+        shutil.rmtree(activation_folder(checkpoint), ignore_errors=True)
+        with contextlib.suppress(OSError): activation_folder(checkpoint).parent.rmdir()
     if not isinstance(plan.offload, bool):   # a lazy model's new layers are read from the checkpoint from now on
         plan.offload.out = plan.checkpoint
         if world()[1] > 1: torch.distributed.barrier()   # once the first process has written every block

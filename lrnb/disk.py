@@ -15,11 +15,12 @@ from accelerate import init_empty_weights
 from transformers import AutoConfig, AutoTokenizer
 from .lowrank import decoder_layers
 from .models import atomic_write, auto_class, check_weight_files
+from .stats import world
 
 # %% auto #0
 __all__ = ['ShardedWeights', 'module_prefix', 'load_weights', 'release_weights', 'resolve_offload', 'streamed', 'lazy_model',
            'shard_names', 'write_shards', 'save_lazy', 'lazy_original', 'store_weights', 'ActivationBudget',
-           'Activations', 'check_activation_gib', 'activation_store']
+           'Activations', 'check_activation_gib', 'activation_folder', 'activation_store']
 
 # %% ../nbs/05b_disk.ipynb #d15c0007
 class ShardedWeights:
@@ -284,6 +285,10 @@ def check_activation_gib(gib):
     if gib is not None and (isinstance(gib, bool) or not isinstance(gib, (int, float)) or not gib > 0):
         raise ValueError(f"activation_gib must be a positive number of GiB or None; got {gib!r}")
 
+def activation_folder(checkpoint:str|Path)->Path:
+    "Where this process puts the activations beyond the budget in a checkpoint folder (one folder per torchrun process)."
+    return Path(checkpoint) / 'activations' / f"process-{world()[0]}"
+
 def activation_store(gib:float|None,        # GiB of hidden states to keep in memory (None: all of them)
                      folder:str|Path|None,   # a checkpoint folder (its `activations/`), or None: a temporary folder
                      n_windows:int, batch_size:int, streams:int=1)->list|Activations:
@@ -291,5 +296,5 @@ def activation_store(gib:float|None,        # GiB of hidden states to keep in me
     check_activation_gib(gib)
     if gib is None: return []
     temporary = folder is None
-    folder = Path(tempfile.mkdtemp(prefix='lrnb-activations-')) if temporary else Path(folder) / 'activations'
+    folder = Path(tempfile.mkdtemp(prefix='lrnb-activations-')) if temporary else activation_folder(folder)
     return ActivationBudget(folder, int(gib * 2**30), -(-n_windows // batch_size), streams, temporary).store()
