@@ -4,27 +4,32 @@
 
 # %% ../nbs/02_data.ipynb #f609b097
 from __future__ import annotations
-import ast, functools, inspect, logging, random, re, sysconfig
+import ast, functools, inspect, logging, random, re, sys, sysconfig
 from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from datasets import Dataset, load_dataset
 from .stats import ImageTextWindows
-from .texts import DEBIAN_TEXTS, debian_text
+from .texts import DEBIAN_TEXTS, cached_paragraphs, code_hash, debian_text
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SPLITS', 'SAMPLE_IMAGES', 'stdlib_docstrings', 'load_texts', 'token_windows', 'image_caption', 'rgb',
-           'sample_images', 'image_text_windows', 'image_placeholders']
+__all__ = ['log', 'SPLITS', 'SAMPLE_IMAGES', 'stdlib_docstrings', 'read_stdlib_docstrings', 'load_texts', 'token_windows',
+           'image_caption', 'rgb', 'sample_images', 'image_text_windows', 'image_placeholders']
 
 # %% ../nbs/02_data.ipynb #ece01aac
 _SKIP_DIRS = {'test', 'tests', 'idlelib', 'site-packages', 'dist-packages', 'lib2to3', 'tkinter', 'turtledemo', 'ensurepip', 'pydoc_data'}
 
 @functools.cache
 def stdlib_docstrings(min_chars:int=80)->tuple[str, ...]:
-    "Docstrings of the Python standard library's modules, classes and functions, in file order (cached)."
+    """Docstrings of the Python standard library's modules, classes and functions, in file order (kept in lrnb's
+    cache folder under this Python's version and this module's code)."""
+    key = {'python': sys.version, 'stdlib': sysconfig.get_paths()['stdlib'], 'code': code_hash('lrnb.data')}
+    return cached_paragraphs(f'stdlib-{min_chars}', key, lambda: read_stdlib_docstrings(min_chars))
+
+def read_stdlib_docstrings(min_chars:int=80)->tuple[str, ...]:
+    "Parse the standard library's source files for the docstrings `stdlib_docstrings` keeps."
     root = Path(sysconfig.get_paths()['stdlib'])
     docs = []
     for path in sorted(root.rglob('*.py')):
@@ -52,9 +57,11 @@ def load_texts(source:str|Path='stdlib', # 'stdlib', a Debian text (`DEBIAN_TEXT
     return {'calibration': texts[:half], 'evaluation': texts[half:], 'all': texts}[split]
 
 def _paragraphs(source, text_column)->list[str]:
-    if str(source) == 'stdlib': ds = Dataset.from_dict({'text': list(stdlib_docstrings())})
-    elif str(source) in DEBIAN_TEXTS: ds = Dataset.from_dict({'text': list(debian_text(str(source)))})
-    elif Path(source).exists():
+    if str(source) in ('stdlib', *DEBIAN_TEXTS):   # built in: one column, 'text'
+        if text_column != 'text': raise ValueError(f"text_column must be one of ['text']; got {text_column!r}")
+        return list(stdlib_docstrings() if str(source) == 'stdlib' else debian_text(str(source)))
+    from datasets import load_dataset   # here: importing it costs a second that the built-in texts do not need
+    if Path(source).exists():
         path = Path(source)
         files = sorted(str(p) for p in path.rglob('*') if p.is_file()) if path.is_dir() else [str(path)]
         if not any(Path(f).read_text(encoding='utf-8', errors='replace').strip() for f in files):

@@ -4,13 +4,17 @@
 
 # %% ../nbs/02b_texts.ipynb #36aab94a
 from __future__ import annotations
-import functools, gzip, re, subprocess
+import functools, gzip, hashlib, importlib.util, json, logging, re, subprocess
 from pathlib import Path
+from .models import atomic_write, cache_dir
+
+log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['DICTD_DIGITS', 'URL', 'DEBIAN_TEXTS', 'CALIBRATION_TEXTS', 'EVALUATION_TEXTS', 'is_prose', 'blocks', 'rst_prose',
-           'fortune_paragraphs', 'kjv_paragraphs', 'dictd_entries', 'gcide_paragraphs', 'manual_paragraphs',
-           'jargon_paragraphs', 'debian_text']
+__all__ = ['log', 'DICTD_DIGITS', 'URL', 'DEBIAN_TEXTS', 'CALIBRATION_TEXTS', 'EVALUATION_TEXTS', 'is_prose', 'blocks',
+           'rst_prose', 'fortune_paragraphs', 'kjv_paragraphs', 'dictd_entries', 'gcide_paragraphs',
+           'manual_paragraphs', 'jargon_paragraphs', 'cached_paragraphs', 'installed_versions', 'code_hash',
+           'debian_text', 'read_debian_text']
 
 # %% ../nbs/02b_texts.ipynb #b4ac1b2f
 def is_prose(paragraph:str, min_words:int=8)->bool:
@@ -116,6 +120,37 @@ def jargon_paragraphs(text:str)->list[str]:
         if is_prose(b): out.append(b)
     return out
 
+# %% ../nbs/02b_texts.ipynb #c02b0002
+def cached_paragraphs(name:str,   # the cache file's name: `cache_dir()/texts/<name>.json`
+                      key:dict,   # what the paragraphs depend on (JSON); a file with another key is read again
+                      read,       # called with no argument to make the paragraphs when the file is missing or stale
+                     )->tuple[str, ...]:
+    "`read()`'s paragraphs, from the cache file when it holds them under `key`, else made and written there (atomically)."
+    path = cache_dir() / 'texts' / f'{name}.json'
+    try:
+        saved = json.loads(path.read_text(encoding='utf-8'))
+        if saved['key'] == key: return tuple(saved['paragraphs'])
+    except (OSError, ValueError, KeyError, TypeError): pass   # none yet, half of an old format, or not JSON: read again
+    paragraphs = tuple(read())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps({'key': key, 'paragraphs': paragraphs}),
+                                                            encoding='utf-8'))
+    except OSError as e: log.warning(f"could not keep the paragraphs of {name!r} in {path} ({e}); they are read again next time")
+    return paragraphs
+
+@functools.cache
+def installed_versions(packages:tuple[str, ...])->dict[str, str]:
+    "The installed version of each of `packages` as dpkg reports it (those it lacks are left out; {} without dpkg)."
+    try: out = subprocess.run(['dpkg-query', '-W', '-f', '${Package}=${Version}\\n', *packages], capture_output=True,
+                              text=True).stdout
+    except FileNotFoundError: return {}
+    return dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
+
+def code_hash(module:str)->str:
+    "A short hash of the installed source file of `module` (e.g. 'lrnb.texts'): cached text made by other code is stale."
+    return hashlib.sha1(Path(importlib.util.find_spec(module).origin).read_bytes()).hexdigest()[:16]
+
 # %% ../nbs/02b_texts.ipynb #9c86f23c
 def _gz(path): return gzip.open(path, 'rt', encoding='utf-8', errors='replace').read()
 
@@ -148,13 +183,19 @@ EVALUATION_TEXTS = ('pydocs', 'fortunes', 'jargon', 'gnustd')   # never calibrat
 
 @functools.cache
 def debian_text(name:str)->tuple[str, ...]:
-    "The paragraphs of the Debian text source `name` (see `DEBIAN_TEXTS`), in the package's order (cached)."
+    """The paragraphs of the Debian text source `name` (see `DEBIAN_TEXTS`), in the package's order (kept in lrnb's
+    cache folder under the installed packages' versions and this module's code)."""
     if name not in DEBIAN_TEXTS: raise ValueError(f"name must be one of {tuple(DEBIAN_TEXTS)}; got {name!r}")
-    package, marker, read = DEBIAN_TEXTS[name]
+    package, marker, _ = DEBIAN_TEXTS[name]
     if not Path(marker).exists():
         raise ValueError(f"text source {name!r} needs the Debian package {package} (no {marker}): "
                          f"apt-get install {package} (.ci/setup does, as root), or calibrate on another text, e.g. 'stdlib'")
-    paragraphs = tuple(read())
+    key = {'packages': installed_versions(tuple(p for p, _, _ in DEBIAN_TEXTS.values())), 'code': code_hash('lrnb.texts')}
+    return cached_paragraphs(name, key, lambda: read_debian_text(name))
+
+def read_debian_text(name:str)->tuple[str, ...]:
+    "Parse the Debian text source `name` from its package's files (what `debian_text` keeps)."
+    paragraphs = tuple(DEBIAN_TEXTS[name][2]())
     if name in CALIBRATION_TEXTS:   # never a paragraph that an evaluation source holds: every one is read
         try: held = {p for e in EVALUATION_TEXTS for p in debian_text(e)}
         except ValueError as e: raise ValueError(f"text source {name!r} leaves out what the evaluation texts hold: {e}") from None
