@@ -62,11 +62,13 @@ def execute(name: str, threads: int | None = None) -> tuple[str, float]:
     return name, time.time() - start
 
 TIMINGS = root / '.site_cache' / 'timings.json'   # seconds per notebook in the last build: the longest start first
+MEASURED = root / '.ci' / 'notebook_seconds.json'  # committed: a clean build's seconds, the order for a fresh clone
 
 def longest_first(names: list[str]) -> list[str]:
-    """`names` in the order to start them so that two workers finish together: by the last build's time, else by
-    the number of `#| slow` cells (those run the real model), then by size."""
-    last = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    """`names` in the order to start them so that two workers finish together: by the last build's time (this
+    checkout's, else the committed one), else by the number of `#| slow` cells (those run the real model), then by
+    size."""
+    last = next((json.loads(f.read_text()) for f in (TIMINGS, MEASURED) if f.exists()), {})
     def guess(name):
         text = (root / 'nbs' / name).read_text()
         return (last.get(name, 0), text.count('"#| slow'), len(text))
