@@ -25,9 +25,12 @@ def model_folder(tmp_path_factory):
                                vocab=257)
 
 
+def command(folder, *args):
+    return [str(BIN / "lrnb_compress"), *SETTINGS, "--model", str(folder), *args]
+
+
 def compress(folder, *args):
-    r = subprocess.run([str(BIN / "lrnb_compress"), *SETTINGS, "--model", str(folder), *args], capture_output=True,
-                       text=True)
+    r = subprocess.run(command(folder, *args), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     return r
 
@@ -38,9 +41,8 @@ def blocks_in(folder):
 
 def test_killed_run_resumes_to_the_same_model(model_folder, tmp_path):
     out, ck = tmp_path / "resumed", tmp_path / "ck"
-    cmd = [str(BIN / "lrnb_compress"), *SETTINGS, "--model", str(model_folder), "--out", str(out), "--checkpoint",
-           str(ck)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command(model_folder, "--out", str(out), "--checkpoint", str(ck)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while not ck.exists() or len(blocks_in(ck)) < 3:
             assert proc.poll() is None, "lrnb_compress ended before it could be killed"
