@@ -244,6 +244,7 @@ def lrnb_compress(
                   image_eval_windows=len(image_held) if image_held is not None else 0,
                   linear_ratio=linear_ratio, compress_seconds=total(lambda r: r.seconds), profile_seconds=total(lambda r: r.seconds_of('ranks')),
                   statistics_seconds=total(lambda r: r.statistics_seconds),
+                  activations_on_disk_mb=total(lambda r: r.activations_on_disk_mb),
                   stage_seconds={n: total(lambda r: r.seconds_of(n)) for n in dict(report.stages)},
                   distill_seconds=total(lambda r: sum(d.seconds for n, s in r.stages if n == 'distill' for d in s.distillation.values())),
                   e2e=stage_reports['e2e'].record() if 'e2e' in stage_reports else None,
@@ -270,7 +271,9 @@ def lrnb_compress(
     print(format_table([['original', reports[0].params_before, ppl(before), tps(before), '-'],
                         ['compressed', report.params_after, ppl(after), tps(after), round(result['compress_seconds'], 1)]],
                        ['model', 'parameters', 'perplexity', 'tokens/s', 'compress s']))
-    print(f"saved to {folder}  (total {time.perf_counter() - t0:.0f} s, peak memory {peak_memory_mb(device):,.0f} MiB on {device})")
+    print(f"saved to {folder}  (total {time.perf_counter() - t0:.0f} s, peak memory {peak_memory_mb(device):,.0f} MiB on {device}"
+          + (f"; {result['activations_on_disk_mb']:,.0f} MiB of activations beyond --activation_gib went to disk"
+             if activation_gib is not None else '') + ')')
 
 # %% ../nbs/08_cli.ipynb #23128051
 @call_parse

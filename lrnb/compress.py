@@ -20,8 +20,8 @@ from .decompose import (Decomposition, als_decomposition, asvd_decomposition, pr
                             svd_decomposition, whitened_decomposition, whitening)
 from .distill import Distill, LayerDistillation, distill_layer
 from .checkpoint import checkpoint_fingerprint, load_block, open_checkpoint, save_block
-from .disk import (ShardedWeights, activation_folder, activation_store, check_activation_gib, load_weights, release_weights,
-                       resolve_offload)
+from .disk import (ShardedWeights, activation_folder, activation_store, check_activation_gib, free_memory, load_weights,
+                       release_weights, resolve_offload, spilled_mb)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class CompressionReport:
     distillation: dict[str, LayerDistillation] = field(default_factory=dict)  # per distilled layer (refine='distill')
     resumed_blocks: int = 0    # blocks whose layers were read back from the checkpoint folder instead of computed
     decompositions: dict[str, Decomposition]|None = None  # keep_decompositions=True: each new layer's full one (not read-back ones)
+    activations_on_disk_mb: float = 0.0  # calibration activations written to disk beyond `activation_gib`
 
     @property
     def linear_ratio(self)->float:
@@ -179,6 +180,7 @@ def visiting(modules:list[nn.Module], # modules to bring to `device`
             yield
         finally:
             for m in modules: release_weights(offload, m)
+            free_memory()
         return
     homes = [home_device(m) for m in modules] if offload else []
     try:
@@ -187,6 +189,7 @@ def visiting(modules:list[nn.Module], # modules to bring to `device`
     finally:
         for m, home in zip(modules, homes):
             if home is not None: m.to(home)
+        if offload: free_memory()
 
 # %% ../nbs/05_compress.ipynb #13ffc322
 @torch.no_grad()
@@ -227,14 +230,16 @@ def original_decompositions(model:nn.Module,          # a causal LM (left unchan
                 seconds['statistics'] += time.perf_counter() - t
                 continue
             stats, inputs = ({}, None) if inputs is None else block_statistics(block, inputs, here, grams)
+            free_memory()   # the forward passes' garbage, before the decompositions allocate
             seconds['statistics'] += time.perf_counter() - t
-            cache = {}
+            cache, last_reader = {}, {id(stats.get(n)): n for n in mine}   # the last layer here of each input
             for name in mine:
                 t = time.perf_counter()
                 d = decomposition(dense_weight(linears[name]), stats.get(name), method, alpha, cache, name, solver,
                                   None if ranks is None else ranks[name])
                 seconds['decompose'] += time.perf_counter() - t
                 remaining.discard(name)
+                if last_reader[id(stats.get(name))] == name: cache.pop(id(stats.get(name)), None)   # its whitening is done with
                 yield name, d
             del stats, cache
         if not remaining: return   # later blocks hold nothing to decompose
@@ -324,12 +329,16 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
                       seconds:dict|None=None,   # adds 'statistics', 'decompose' and 'distill' wall seconds here
                       distilled:dict|None=None, # puts each distilled layer's `LayerDistillation` here
                       resumed:list|None=None,   # appends the index of every block read back from `plan.checkpoint`
+                      stores:list|None=None,    # appends the first activation store (`spilled_mb` says what went to disk)
                      ):
-    "Yield (name, Decomposition, low-rank layer) for every layer of the plan, block by block (Decomposition None: read back from a checkpoint that kept none)."
+    """Yield (name, Decomposition, low-rank layer) for every layer of the plan, block by block. The Decomposition keeps the
+    layer's rank of components and the whole spectrum (all of it with `plan.keep_decompositions`; None: read back from a
+    checkpoint that kept none)."""
     seconds = {} if seconds is None else seconds
     for key in ('statistics', 'decompose', 'distill'): seconds.setdefault(key, 0.0)
     distilled = {} if distilled is None else distilled
     resumed = [] if resumed is None else resumed
+    stores = [] if stores is None else stores
     linears, keep, distill, grams = compressible_linears(model), plan.keep, plan.distill, plan.grams
     prefix, blocks = decoder_layers(model)
     homes = {name: dense_weight(linears[name]).device for name in keep}   # where the new layers end (offload: not the device)
@@ -343,7 +352,9 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
     done = set() if folder is None else open_checkpoint(folder, fingerprint) & set(by_block)
     def first_store(streams):   # where the first block's inputs go: a list, or beyond the budget to disk
         n = 0 if windows is None else len(token_ids(windows))
-        return activation_store(plan.activation_gib, folder, n, batch_size, streams)
+        store = activation_store(plan.activation_gib, folder, n, batch_size, streams)
+        stores.append(store)
+        return store
     def loaded(i):   # block i's (decomposition, layer) by name, from the checkpoint
         layers, records, kept = load_block(folder, i, {n: linears[n] for n in by_block[i]})
         distilled.update(records)
@@ -352,6 +363,8 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
     def finished(i, layers, decomps):   # every layer of block i is done: checkpoint them (under torch.distributed, the first process writes)
         store = decomps if plan.keep_decompositions and plan.decompositions is None else None   # a plan's own are not stored again
         if folder is not None and world()[0] == 0: save_block(folder, i, layers, distilled, store)
+    def remembered(name, d):   # what the block keeps of a decomposition until it is done: all of it only when asked for
+        return d if plan.keep_decompositions else d.truncated(keep[name])
     def factorised(name, d):
         t = time.perf_counter()
         layer = factorise(linears[name], *d.factors(keep[name]))
@@ -376,7 +389,7 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
                                                progress, seconds, plan.offload, first_store(1)):
             i = int(name[len(prefix) + 1:].split('.')[0])
             while waiting and waiting[0] < i: yield from ((n, d, layer) for n, (d, layer) in loaded(waiting.pop(0)).items())
-            new[name], found[name] = factorised(name, d), d
+            new[name], found[name] = factorised(name, d), remembered(name, d)
             if len(new) < len(by_block[i]): continue
             finished(i, new, found)   # the block is done: checkpoint its layers, then send them home
             for n, layer in new.items(): yield n, found[n], layer.to(homes[n])
@@ -410,6 +423,7 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
                     t = time.perf_counter()
                     read = group_inputs(work, inputs, group[0][len(here) + 1:], block if original_inputs is not None else None,
                                         original_inputs, fit_on, grams != 'none', plan.refit, bool(train))
+                    free_memory()
                     seconds['statistics'] += time.perf_counter() - t
                     cache = {}
                     for name in todo:
@@ -423,8 +437,8 @@ def compressed_layers(model:nn.Module,          # a causal LM (left unchanged)
                             distilled[name] = distill_layer(layer, linears[name], read.original, read.compressed, distill, progress, name)
                             seconds['distill'] += time.perf_counter() - t
                         set_module(work, name[len(here) + 1:], layer)
-                        new[name], found[name] = layer, d
-                        yield name, d, layer
+                        new[name], found[name] = layer, remembered(name, d)
+                        yield name, found[name], layer
                     del read, cache
                 if new: finished(i, new, found)
             t = time.perf_counter()
@@ -461,9 +475,10 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
     if not offload: model.to(device)
     params_before = parameter_count(model)
     shapes = {name: tuple(dense_weight(m).shape) for name, m in compressible_linears(model).items()}
-    distilled, seconds, resumed, kept = {}, {}, [], {}
+    distilled, seconds, resumed, kept, stores = {}, {}, [], {}, []
     new = {}
-    for name, d, layer in compressed_layers(model, windows, plan, batch_size, attention_mask, device, progress, seconds, distilled, resumed):
+    for name, d, layer in compressed_layers(model, windows, plan, batch_size, attention_mask, device, progress, seconds, distilled, resumed,
+                                            stores):
         new[name] = layer
         if keep_decompositions and d is not None: kept[name] = d
     if resumed: log.info("read %d finished blocks back from %s", len(resumed), checkpoint)
@@ -482,7 +497,7 @@ def compress(model:nn.Module,             # a causal LM, modified in place when 
     tokens = int(windows.numel() if attention_mask is None else attention_mask.sum()) if used else 0
     report = CompressionReport(method, plan.keep, params_before, parameter_count(model), before, after, tokens,
                                time.perf_counter() - start, seconds['statistics'], distilled, len(resumed),
-                               kept if keep_decompositions else None)
+                               kept if keep_decompositions else None, sum(spilled_mb(s) for s in stores))
     log.info("compressed %d linears with %s: %d -> %d parameters in %.1fs", len(plan.keep), method,
              report.params_before, report.params_after, report.seconds)
     return report

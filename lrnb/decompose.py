@@ -18,19 +18,26 @@ __all__ = ['log', 'Decomposition', 'weighted_decomposition', 'svd_decomposition'
 # %% ../nbs/04_decompose.ipynb #670eaf67
 @dataclass
 class Decomposition:
-    "W ≈ left[:, :k] @ right[:k] for every rank k; components in descending order of `sigma`."
-    left: Tensor   # m×r
-    right: Tensor  # r×n
-    sigma: Tensor  # r singular values of the weighted matrix, descending
+    "W ≈ left[:, :k] @ right[:k] for every rank k up to the components kept; components in descending order of `sigma`."
+    left: Tensor   # m×c, c ≤ r components kept (all of them unless `truncated`)
+    right: Tensor  # c×n
+    sigma: Tensor  # all r singular values of the weighted matrix, descending
 
     @property
     def shape(self)->tuple[int, int]: return self.left.shape[0], self.right.shape[1]
 
     def factors(self, rank:int)->tuple[Tensor, Tensor]:
         "A (m×rank) and B (rank×n) with A @ B the rank-`rank` approximation."
-        if not isinstance(rank, int) or not 1 <= rank <= len(self.sigma):
-            raise ValueError(f"rank must be an integer in [1, {len(self.sigma)}] for a {self.shape[0]}x{self.shape[1]} matrix; got {rank!r}")
+        kept = self.left.shape[1]
+        if not isinstance(rank, int) or not 1 <= rank <= kept:
+            also = f" ({kept} of its {len(self.sigma)} components kept)" if kept < len(self.sigma) else ''
+            raise ValueError(f"rank must be an integer in [1, {kept}] for a {self.shape[0]}x{self.shape[1]} matrix{also}; got {rank!r}")
         return self.left[:, :rank], self.right[:rank]
+
+    def truncated(self, rank:int)->Decomposition:
+        "The same decomposition keeping only its first `rank` components (copies, so the rest can be freed), and the whole spectrum."
+        A, B = self.factors(rank)
+        return Decomposition(A.clone(), B.clone(), self.sigma)
 
     def weight(self, rank:int)->Tensor:
         "The rank-`rank` approximation of W."
@@ -47,11 +54,12 @@ def weighted_decomposition(W:Tensor,      # m×n weight
                            S_inv:Tensor|None, # its inverse (None: identity)
                           )->Decomposition:
     "Decomposition from the SVD of W·S, with the weighting undone on the right factor (float64)."
-    W = W.double()
-    U, sigma, Vh = torch.linalg.svd(W if S is None else W @ S, full_matrices=False)
+    # W in float64 is not kept beside the SVD, and the factors are scaled in place: the SVD's workspace is the peak
+    U, sigma, Vh = torch.linalg.svd(W.double() if S is None else W.double() @ S, full_matrices=False)
     root = sigma.sqrt()
     right = Vh if S_inv is None else Vh @ S_inv
-    return Decomposition(U * root, root[:, None] * right, sigma)
+    del Vh
+    return Decomposition(U.mul_(root), right.mul_(root[:, None]), sigma)
 
 def svd_decomposition(W:Tensor)->Decomposition:
     "Plain SVD of W: optimal in ‖W − W'‖_F, blind to the inputs."

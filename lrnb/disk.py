@@ -4,7 +4,7 @@
 
 # %% ../nbs/05b_disk.ipynb #d15c0004
 from __future__ import annotations
-import json, math, shutil, tempfile, weakref
+import ctypes, json, math, shutil, tempfile, weakref
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -18,9 +18,10 @@ from .models import atomic_write, auto_class, check_weight_files
 from .stats import world
 
 # %% auto #0
-__all__ = ['ShardedWeights', 'module_prefix', 'load_weights', 'release_weights', 'resolve_offload', 'streamed', 'lazy_model',
-           'shard_names', 'write_shards', 'save_lazy', 'lazy_original', 'store_weights', 'ActivationBudget',
-           'Activations', 'check_activation_gib', 'activation_folder', 'activation_store']
+__all__ = ['ShardedWeights', 'module_prefix', 'load_weights', 'release_weights', 'free_memory', 'resolve_offload', 'streamed',
+           'lazy_model', 'shard_names', 'write_shards', 'save_lazy', 'lazy_original', 'store_weights',
+           'ActivationBudget', 'Activations', 'check_activation_gib', 'activation_folder', 'activation_store',
+           'spilled_mb']
 
 # %% ../nbs/05b_disk.ipynb #d15c0007
 class ShardedWeights:
@@ -102,6 +103,20 @@ def load_weights(weights:ShardedWeights, module:nn.Module, device):
 def release_weights(weights:ShardedWeights, module:nn.Module):
     "Undo `load_weights`: `module` gets its meta parameters back, and its buffers where they were."
     for sub, kind, k, t in weights.held.pop(id(module), []): getattr(sub, kind)[k] = t
+
+# %% ../nbs/05b_disk.ipynb #d15c0111
+def _c_function(library, name):
+    "Function `name` of the shared `library` (None: the program's own symbols), or None where there is none."
+    try: return getattr(ctypes.CDLL(library), name)
+    except (AttributeError, OSError): return None
+
+_malloc_trim = _c_function(None, 'malloc_trim')   # glibc
+_mkl_free_buffers = _c_function(str(Path(torch.__file__).parent / 'lib' / 'libtorch_cpu.so'), 'mkl_serv_free_buffers')  # MKL inside PyTorch's Linux wheels
+
+def free_memory():
+    "Hand the memory that MKL's buffers and the C allocator hold free back to the operating system (where these exist; elsewhere nothing)."
+    if _mkl_free_buffers is not None: _mkl_free_buffers()
+    if _malloc_trim is not None: _malloc_trim(0)
 
 # %% ../nbs/05b_disk.ipynb #d15c0061
 def resolve_offload(model:nn.Module, offload)->bool|ShardedWeights:
@@ -214,6 +229,7 @@ class ActivationBudget:
             raise ValueError(f"the activation budget must be a positive number of bytes; got {nbytes!r}")
         self.folder, self.nbytes, self.batches, self.streams = Path(folder), nbytes, batches, streams
         self.held, self.files, self.checked = 0, 0, False
+        self.spilled = 0   # bytes written to files, all stores together
         shutil.rmtree(self.folder, ignore_errors=True)   # the files of an interrupted run
         self.folder.mkdir(parents=True)
         if temporary: weakref.finalize(self, shutil.rmtree, self.folder, True)
@@ -263,6 +279,7 @@ class Activations:
             return
         path = budget.folder / f"{budget.files:07d}.safetensors"
         budget.files += 1
+        budget.spilled += nbytes
         save_file({'hidden': h.detach().contiguous().cpu()}, path)
         self.paths.append(path)
         self.items.append((b.with_hidden(None), path, h.device))
@@ -298,3 +315,7 @@ def activation_store(gib:float|None,        # GiB of hidden states to keep in me
     temporary = folder is None
     folder = Path(tempfile.mkdtemp(prefix='lrnb-activations-')) if temporary else activation_folder(folder)
     return ActivationBudget(folder, int(gib * 2**30), -(-n_windows // batch_size), streams, temporary).store()
+
+def spilled_mb(store:list|Activations)->float:
+    "MiB of hidden states the budget behind `store` has written to disk so far (0 for a plain list)."
+    return store.budget.spilled / 2**20 if isinstance(store, Activations) else 0.0

@@ -15,7 +15,7 @@ from .models import default_device
 from .stats import all_reduce_sum, check_windows, local_windows, token_ids
 from .decompose import Decomposition
 from .compress import original_decompositions, statistics_needed
-from .disk import activation_store, resolve_offload
+from .disk import activation_store, resolve_offload, spilled_mb
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class Profile:
     sensitivity: dict[str, float]|None = None  # name -> s_l (None: not measured)
     decompositions: dict[str, Decomposition]|None = None  # name -> full decomposition, when kept
     seconds: dict[str, float] = field(default_factory=dict)  # statistics, decompose, sensitivity
+    activations_on_disk_mb: float = 0.0  # calibration activations written to disk beyond `activation_gib`
 
     def relative_errors(self, name:str)->Tensor:
         "e(k) = Σ_{i≥k} σ_i² / Σ σ_i² for k = 0 … r: the relative activation error of keeping k components."
@@ -126,7 +127,7 @@ def profile(model:nn.Module,                # a causal LM (left unchanged)
     sens = layer_sensitivity(model, windows[:sensitivity_windows], attention_mask=None if attention_mask is None else attention_mask[:sensitivity_windows],
                              device=device, progress=progress) if sensitivity_windows else None
     seconds['sensitivity'] = time.perf_counter() - t
-    return Profile(shapes, sigma, sens, kept if keep_decompositions else None, seconds)
+    return Profile(shapes, sigma, sens, kept if keep_decompositions else None, seconds, spilled_mb(activations))
 
 # %% ../nbs/10_pareto.ipynb #efba0862
 def check_tolerance(tolerance:float):

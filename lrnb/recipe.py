@@ -273,6 +273,11 @@ class RecipeReport:
                    and not fused_distill(self.recipe, i))
 
     @property
+    def activations_on_disk_mb(self)->float:
+        "Calibration activations the stages wrote to disk beyond their `activation_gib`."
+        return sum(r.activations_on_disk_mb for _, r in self.stages if isinstance(r, (Profile, CompressionReport)))
+
+    @property
     def resumed_blocks(self)->int:
         "Blocks the factors stage read back from its checkpoint folder."
         return sum(r.resumed_blocks for n, r in self.stages if n == 'factors')
@@ -335,8 +340,10 @@ def recipe_ranks(model:nn.Module, windows:Tensor, recipe:Recipe, batch_size:int=
     r, first = recipe.ranks, recipe.stages[1]
     if r.rule == 'uniform': return uniform_ranks(model, r.ratio), None
     factors = first if isinstance(first, Factors) else Factors()   # spectrum right after the ranks: whitened components
+    # offloaded, the factors stage decomposes again block by block rather than hold every matrix's decomposition
+    reuse = not (factors.sequential or factors.refit or offload)
     prof = profile(model, windows, factors.method, r.sensitivity_windows if r.weighting == 'sensitivity' else 0,
-                   keep_decompositions=not (factors.sequential or factors.refit), alpha=factors.alpha,
+                   keep_decompositions=reuse, alpha=factors.alpha,
                    batch_size=batch_size, attention_mask=attention_mask, device=device, progress=progress, offload=offload,
                    activation_gib=activation_gib)
     return rank_allocation(prof, r.rule, r.ratio, r.tolerance, r.weighting, r.min_rank), prof
