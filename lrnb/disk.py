@@ -108,7 +108,7 @@ def release_weights(weights:ShardedWeights, module:nn.Module):
 def _c_function(library, name):
     "Function `name` of the shared `library` (None: the program's own symbols), or None where there is none."
     try: return getattr(ctypes.CDLL(library), name)
-    except (AttributeError, OSError): return None
+    except (AttributeError, OSError, TypeError): return None   # TypeError: no program symbols (Windows)
 
 _malloc_trim = _c_function(None, 'malloc_trim')   # glibc
 _mkl_free_buffers = _c_function(str(Path(torch.__file__).parent / 'lib' / 'libtorch_cpu.so'), 'mkl_serv_free_buffers')  # MKL inside PyTorch's Linux wheels

@@ -275,7 +275,8 @@ class RecipeReport:
     @property
     def activations_on_disk_mb(self)->float:
         "Calibration activations the stages wrote to disk beyond their `activation_gib`."
-        return sum(r.activations_on_disk_mb for _, r in self.stages if isinstance(r, (Profile, CompressionReport)))
+        return sum(r.activations_on_disk_mb for i, (_, r) in enumerate(self.stages)
+                   if isinstance(r, (Profile, CompressionReport)) and not fused_distill(self.recipe, i))
 
     @property
     def resumed_blocks(self)->int:
