@@ -266,17 +266,20 @@ class RecipeReport:
         return total
 
     @property
+    def calibration_reports(self)->list:
+        "The profiles and compression reports of the stages that read calibration activations, each once (a distillation fused into the factors stage shares its report)."
+        return [r for i, (_, r) in enumerate(self.stages)
+                if isinstance(r, (Profile, CompressionReport)) and not fused_distill(self.recipe, i)]
+
+    @property
     def statistics_seconds(self)->float:
         "Forward passes that collected statistics or carried activations, in every stage."
-        return sum(r.seconds['statistics'] if isinstance(r, Profile) else r.statistics_seconds
-                   for i, (_, r) in enumerate(self.stages) if isinstance(r, (Profile, CompressionReport))
-                   and not fused_distill(self.recipe, i))
+        return sum(r.seconds['statistics'] if isinstance(r, Profile) else r.statistics_seconds for r in self.calibration_reports)
 
     @property
     def activations_on_disk_mb(self)->float:
         "Calibration activations the stages wrote to disk beyond their `activation_gib`."
-        return sum(r.activations_on_disk_mb for i, (_, r) in enumerate(self.stages)
-                   if isinstance(r, (Profile, CompressionReport)) and not fused_distill(self.recipe, i))
+        return sum(r.activations_on_disk_mb for r in self.calibration_reports)
 
     @property
     def resumed_blocks(self)->int:
